@@ -173,6 +173,13 @@ class VOSBatch:
 
     @property
     def bpp(self) -> torch.Tensor:
-        """``(B,)`` bits per pixel of each clip at its training resolution."""
+        """``(B,)`` bits per pixel of each clip.
+
+        Uses ``extras["coded_pixels"]`` (the pixels the bits were spent on: the native-resolution
+        frames in ``sequence`` mode) when present, else ``T * H * W`` of the batch's frames.
+        """
+        coded = self.extras.get("coded_pixels")
+        if coded is not None:
+            return self.bits.float() / coded.float().clamp_min(1)
         _, t, _, h, w = self.frames.shape
         return self.bits.float() / float(t * h * w)
