@@ -40,3 +40,23 @@ def jf_golden() -> Path:
 def aot_parity() -> Path:
     """``shared/fixtures/aot-parity``: official AOT/AOST outputs for given weights and inputs."""
     return _need(SHARED / "fixtures" / "aot-parity", "aot-parity fixture")
+
+
+@pytest.fixture(scope="session")
+def synthetic_davis(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated synthetic set in DAVIS-2017 layout: 4 videos x 8 frames, 160x96, 2 objects
+    (train: synth-000..002, val: synth-003). Built with :func:`vosc.data.synthetic.generate_synthetic`."""
+    from vosc.data.synthetic import generate_synthetic
+
+    return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "davis", videos=4, frames=8, size=(160, 96),
+                              seed=0, objects=2, layout="davis")
+
+
+@pytest.fixture(scope="session")
+def synthetic_ytvos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated synthetic set in YouTube-VOS layout: 4 videos x 6 annotated frames (26 frames at
+    "30 fps"), 160x96, 3 objects, the last one starting late in ``valid/`` (train: 3 videos, valid: 1)."""
+    from vosc.data.synthetic import generate_synthetic
+
+    return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "ytvos", videos=4, frames=6, size=(160, 96),
+                              seed=1, objects=3, layout="ytvos")
