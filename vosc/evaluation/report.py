@@ -1,0 +1,311 @@
+"""Reports over RD curves: summary tables (Markdown + CSV), BD tables, enhancer on/off deltas, J&F–bpp
+plots (matplotlib, Agg) and optional W&B logging.
+
+Typical use by ``evaluate.py``::
+
+    curves = load_curves(sorted(Path("outputs/eval").rglob("rd.json")))
+    write_table(summary_rows(curves), out / "summary.md", out / "summary.csv")
+    plot_rd(curves, out / "rd_jf.png")
+    write_table(bd_rows(curves, anchor=curves[0]), out / "bd.md", out / "bd.csv")
+    write_table(enhancer_rows(base, enhanced, uncompressed_jf=0.82), out / "enhancer.md", out / "enhancer.csv")
+    log_to_wandb(run, curves, images={"rd/jf": out / "rd_jf.png"})
+
+All files are written atomically. Quality values are kept as fractions in the rows; tables print J&F,
+J and F in percent points (×100), as papers do.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from vosc.metrics._io import atomic_write_bytes
+from vosc.metrics.rd import (
+    QUALITY_KEYS,
+    RDCurve,
+    RDPoint,
+    bd_quality,
+    bd_rate,
+)
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+_PERCENT_COLUMNS = {"J&F", "J", "F", "ΔJ&F", "BD-J&F"}
+
+__all__ = [
+    "bd_rows",
+    "enhancer_rows",
+    "load_curves",
+    "log_to_wandb",
+    "plot_rd",
+    "rows_to_csv",
+    "rows_to_markdown",
+    "summary_rows",
+    "write_table",
+]
+
+
+def load_curves(paths: Iterable[str | Path]) -> list[RDCurve]:
+    """Load RD JSON files (validated; see :meth:`RDCurve.load`)."""
+    return [RDCurve.load(p) for p in paths]
+
+
+def _point_row(curve: RDCurve, point: RDPoint) -> Row:
+    p, rt = curve.provenance, point.runtimes
+    return {
+        "curve": curve.label,
+        "codec": p.codec,
+        "q": point.q,
+        "depth": p.depth,
+        "model": p.model,
+        "enhancer": p.enhancer or "",
+        "dataset": p.dataset,
+        "bpp": point.bpp,
+        "J&F": point.jf,
+        "J": point.j,
+        "F": point.f,
+        "PSNR": point.psnr,
+        "encode_s": rt.encode,
+        "decode_s": rt.decode,
+        "vos_s": rt.vos,
+        "total_s": rt.total,
+        "fps": rt.fps,
+        "vos_fps": rt.vos_fps,
+    }
+
+
+def summary_rows(curves: Sequence[RDCurve]) -> list[Row]:
+    """One row per operating point, curves in the given order and points by increasing bpp."""
+    return [_point_row(c, pt) for c in curves for pt in sorted(c.points, key=lambda x: x.bpp)]
+
+
+def bd_rows(curves: Sequence[RDCurve], anchor: RDCurve, quality: str = "jf") -> list[Row]:
+    """BD-rate (%) and BD-quality of every curve against ``anchor``.
+
+    Curves that cannot be compared (no overlap, too few points, ``codec: none`` with bpp 0) get empty
+    values and the reason in
+    ``note`` instead of failing the whole report; the reason is also logged.
+
+    Args:
+        curves: Curves to compare (the anchor itself may be included; it gets 0 / 0).
+        anchor: Reference curve.
+        quality: ``jf`` (BD-J&F, reported ×100 in tables), ``j``, ``f`` or ``psnr``.
+    """
+    key = "BD-J&F" if quality == "jf" else f"BD-{QUALITY_KEYS[quality]}"
+    rows = []
+    for curve in curves:
+        row: Row = {"curve": curve.label, "anchor": anchor.label, "BD-rate %": None, key: None, "note": ""}
+        try:
+            row["BD-rate %"] = bd_rate(anchor, curve, quality)
+            row[key] = bd_quality(anchor, curve, quality)
+        except ValueError as error:  # NoOverlapError, InsufficientPointsError, non-positive rates
+            row["note"] = str(error)
+            log.warning("BD of %s vs %s skipped: %s", curve.label, anchor.label, error)
+        rows.append(row)
+    return rows
+
+
+def enhancer_rows(base: RDCurve, enhanced: RDCurve, uncompressed_jf: float | None = None) -> list[Row]:
+    """Enhancer on/off deltas at matching operating points (same ``q``).
+
+    Args:
+        base: Curve without enhancer.
+        enhanced: Same codec/model with the enhancer.
+        uncompressed_jf: J&F on raw frames (fraction); enables ``gap recovered`` =
+            ``(J&F_enh − J&F_base) / (J&F_raw − J&F_base)``.
+
+    Returns:
+        Rows with ``q``, ``bpp``, ``ΔPSNR`` (dB), ``ΔJ&F`` (fraction) and ``gap recovered`` (fraction).
+
+    Raises:
+        ValueError: The curves share no ``q``.
+    """
+    enhanced_by_q = {p.q: p for p in enhanced.points}
+    rows = []
+    for point in sorted(base.points, key=lambda x: x.bpp):
+        other = enhanced_by_q.get(point.q)
+        if other is None:
+            continue
+        d_psnr = None if point.psnr is None or other.psnr is None else other.psnr - point.psnr
+        d_jf = None if point.jf is None or other.jf is None else other.jf - point.jf
+        gap = None
+        if d_jf is not None and uncompressed_jf is not None and uncompressed_jf - point.jf > 1e-12:
+            gap = d_jf / (uncompressed_jf - point.jf)
+        rows.append(
+            {
+                "codec": base.provenance.codec,
+                "q": point.q,
+                "bpp": point.bpp,
+                "PSNR": point.psnr,
+                "ΔPSNR": d_psnr,
+                "J&F": point.jf,
+                "ΔJ&F": d_jf,
+                "gap recovered": gap,
+            }
+        )
+    if not rows:
+        raise ValueError(f"curves {base.label!r} and {enhanced.label!r} share no operating point (q)")
+    return rows
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if key in _PERCENT_COLUMNS:
+            return f"{100.0 * value:.2f}"
+        if key == "bpp":
+            return f"{value:.4f}"
+        if key == "gap recovered":
+            return f"{100.0 * value:.1f}%"
+        return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.4g}"
+    return str(value)
+
+
+def rows_to_markdown(rows: Sequence[Row], columns: Sequence[str] | None = None) -> str:
+    """A GitHub Markdown table (J&F, J, F and their deltas in percent points; bpp with 4 decimals).
+
+    Raises:
+        ValueError: ``rows`` is empty and no ``columns`` are given.
+    """
+    columns = list(columns or (rows[0].keys() if rows else []))
+    if not columns:
+        raise ValueError("cannot build a table from no rows and no columns")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_fmt(c, r.get(c)).replace("|", "\\|") for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def rows_to_csv(rows: Sequence[Row], columns: Sequence[str] | None = None) -> str:
+    """CSV text with full-precision raw values (fractions, not percent)."""
+    columns = list(columns or (rows[0].keys() if rows else []))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
+    return buffer.getvalue()
+
+
+def write_table(rows: Sequence[Row], markdown_path: str | Path | None, csv_path: str | Path | None) -> None:
+    """Write ``rows`` as Markdown and/or CSV, atomically."""
+    if markdown_path is not None:
+        atomic_write_bytes(markdown_path, rows_to_markdown(rows).encode())
+    if csv_path is not None:
+        atomic_write_bytes(csv_path, rows_to_csv(rows).encode())
+
+
+def plot_rd(
+    curves: Sequence[RDCurve],
+    path: str | Path,
+    quality: str = "jf",
+    log_x: bool = True,
+    title: str | None = None,
+) -> Path:
+    """Plot quality vs bpp, one line per curve (colour per codec, marker per depth, dashed with enhancer).
+
+    Points without the quality (no ground truth) are left out; ``codec: none`` points (bpp 0 on a log
+    axis) are drawn as horizontal reference lines.
+
+    Args:
+        curves: Curves to draw.
+        path: PNG path (written atomically).
+        quality: ``jf``, ``j``, ``f`` or ``psnr``.
+        log_x: Logarithmic bpp axis.
+        title: Figure title.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: No curve has a point with this quality.
+    """
+    scale = 1.0 if quality == "psnr" else 100.0
+    codecs = sorted({c.provenance.codec for c in curves})
+    depths = sorted({c.provenance.depth for c in curves}, key=lambda d: -1 if d is None else d)
+    colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(codecs)}
+    markers = {d: "osD^v<>ph*"[i % 10] for i, d in enumerate(depths)}
+    figure, axis = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    drawn = 0
+    for curve in curves:
+        pairs = sorted(curve.pairs(quality))
+        prov = curve.provenance
+        style = {"color": colours[prov.codec], "linestyle": "--" if prov.enhancer else "-"}
+        if pairs and all(rate <= 0 for rate, _ in pairs):
+            axis.axhline(pairs[0][1] * scale, label=curve.label, linewidth=1, alpha=0.7, **style)
+            drawn += 1
+            continue
+        pairs = [(r, v) for r, v in pairs if r > 0 or not log_x]
+        if not pairs:
+            continue
+        axis.plot(
+            [r for r, _ in pairs],
+            [v * scale for _, v in pairs],
+            marker=markers[prov.depth],
+            label=curve.label,
+            **style,
+        )
+        drawn += 1
+    if drawn == 0:
+        plt.close(figure)
+        raise ValueError(f"no curve has points with {QUALITY_KEYS[quality]}; nothing to plot")
+    if log_x:
+        axis.set_xscale("log")
+    axis.set_xlabel("bits per pixel")
+    axis.set_ylabel(QUALITY_KEYS[quality] + (" (dB)" if quality == "psnr" else " (%)"))
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        figure.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def log_to_wandb(
+    run: Any,
+    curves: Sequence[RDCurve],
+    images: Mapping[str, str | Path] | None = None,
+    tables: Mapping[str, Sequence[Row]] | None = None,
+) -> None:
+    """Log the summary table, extra tables and plot images to a W&B run.
+
+    Args:
+        run: A ``wandb`` run (``wandb.init(...)``); nothing is logged when ``None``.
+        curves: Curves for the ``rd/summary`` table.
+        images: ``key → PNG path`` (e.g. ``{"rd/jf": "rd_jf.png"}``).
+        tables: Extra ``key → rows`` (e.g. ``{"rd/bd": bd_rows(...)}``).
+    """
+    if run is None:
+        return
+    import wandb
+
+    payload: dict[str, Any] = {}
+    for key, rows in {"rd/summary": summary_rows(curves), **(tables or {})}.items():
+        if rows:
+            columns = list(rows[0].keys())
+            payload[key] = wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])
+    for key, image in (images or {}).items():
+        payload[key] = wandb.Image(str(image))
+    run.log(payload)
