@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,6 +58,13 @@ class Codec(abc.ABC):
     def version(self) -> str:
         """Encoder identification (library/binary version), used in cache keys and provenance."""
 
+    def decode_stream(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:
+        """Decode like :meth:`decode`, also returning per-frame access-unit sizes, types and QPs.
+
+        Implementations override this; the default raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"codec {self.name!r} does not report per-frame access units")
+
     def params(self) -> dict[str, object]:
         """Every encoder parameter that changes the bitstream (for cache keys and provenance)."""
         return {}
@@ -71,3 +79,27 @@ class Codec(abc.ABC):
         if q is None or not (lo <= int(q) <= hi):
             raise ValueError(f"codec {self.name!r}: quality parameter q={q!r} out of range [{lo}, {hi}]")
         return int(q)
+
+
+@dataclass
+class DecodedStream:
+    """A decoded bitstream with per-frame information.
+
+    Attributes:
+        frames: ``(T, H, W, 3)`` uint8 RGB, cropped to the original size, in display order.
+        frame_bytes: Bytes of each frame's access unit, length ``T``; sums to ``len(bitstream)``
+            (parameter sets and SEI count towards the frame they precede). Decode order equals display
+            order for the low-delay configurations used here.
+        frame_types: Picture type per frame (``"I"``, ``"P"``, ``"B"``) when the decoder reports it.
+        frame_qps: Per-frame QP when obtainable, else ``None``.
+    """
+
+    frames: np.ndarray
+    frame_bytes: list[int]
+    frame_types: list[str] | None = None
+    frame_qps: list[float] | None = None
+
+    @property
+    def frame_bits(self) -> list[int]:
+        """``8 * frame_bytes``."""
+        return [8 * b for b in self.frame_bytes]

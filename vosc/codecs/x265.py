@@ -1,0 +1,169 @@
+"""HEVC through libx265, in-process with PyAV (DESIGN §5).
+
+Settings of the paper: ``preset=veryfast, tune=zerolatency, keyint=8``, rate control by CRF (default) or
+fixed QP. ``pools=none:frame-threads=1`` keeps x265 on one core, ``info=0`` drops the encoder-info SEI
+(repeated at every keyframe, +27% bits otherwise), ``log-level=error`` silences x265. Input is
+converted to ``yuv420p`` by :mod:`vosc.codecs.yuv`; odd sizes are padded to even (and tiny pictures
+to ``MIN_CODED_HEIGHT x MIN_CODED_WIDTH``) by edge replication and cropped back after decoding.
+The stream is raw Annex-B (no container); decoding uses ``av.CodecContext('hevc')`` with parser and
+decoder flushed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+
+from vosc.codecs.base import Codec, CodecError, DecodedStream, EncoderNotFoundError
+from vosc.codecs.common import PYAV_HINT, check_frames, import_av, pyav_decode, timed_compress
+from vosc.codecs.yuv import planes_to_i420, rgb_to_yuv420
+from vosc.types import EncodedClip
+
+RateControl = Literal["crf", "qp"]
+
+#: Pictures at most one 64-px CTU wide are widened to this many columns (edge replication, cropped
+#: after decoding): x265 4.2 reads uninitialised memory on such narrow pictures (the output depends on
+#: heap contents, e.g. varies with ``MALLOC_PERTURB_``), which breaks determinism. Real inputs
+#: (DAVIS 854x480, 465x465 crops) are wider and unaffected.
+MIN_CODED_WIDTH = 72
+#: libx265 refuses pictures lower than 16 rows; lower inputs are padded (edge replication) and cropped back.
+MIN_CODED_HEIGHT = 16
+
+
+def x265_params_string(rate_control: str, q: int, keyint: int, info: bool = False) -> str:
+    """The ``x265-params`` option, e.g. ``crf=42:keyint=8:pools=none:frame-threads=1:info=0:log-level=error``."""
+    return f"{rate_control}={q}:keyint={keyint}:pools=none:frame-threads=1:info={int(info)}:log-level=error"
+
+
+class X265Codec(Codec):
+    """libx265 at CRF or fixed QP.
+
+    Args:
+        rate_control: ``"crf"`` (the paper) or ``"qp"``.
+        preset: x265 preset.
+        tune: x265 tune.
+        keyint: Maximum GOP length (an intra frame every ``keyint`` frames at most).
+        encoder: FFmpeg encoder name inside PyAV (``"libx265"``); override only to test the error path.
+    """
+
+    name = "x265"
+    q_range = (0, 51)
+
+    def __init__(
+        self,
+        rate_control: RateControl = "crf",
+        preset: str = "veryfast",
+        tune: str = "zerolatency",
+        keyint: int = 8,
+        encoder: str = "libx265",
+    ) -> None:
+        if rate_control not in ("crf", "qp"):
+            raise ValueError(f"x265 rate_control must be 'crf' or 'qp', got {rate_control!r}")
+        if keyint < 1:
+            raise ValueError(f"x265 keyint must be >= 1, got {keyint}")
+        self.rate_control = rate_control
+        self.preset = preset
+        self.tune = tune
+        self.keyint = int(keyint)
+        self.encoder = encoder
+
+    def params(self) -> dict[str, object]:
+        """Everything that changes the bitstream (cache keys, provenance)."""
+        return {
+            "encoder": self.encoder,
+            "rate_control": self.rate_control,
+            "preset": self.preset,
+            "tune": self.tune,
+            "keyint": self.keyint,
+            "pix_fmt": "yuv420p",
+            "x265_params": x265_params_string(self.rate_control, 0, self.keyint).split(":", 1)[1],
+            "yuv": "bt601-limited-numpy",
+            "min_coded_size": (MIN_CODED_HEIGHT, MIN_CODED_WIDTH),
+        }
+
+    @staticmethod
+    def coded_size(height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` of the coded pictures for an ``height x width`` input."""
+        w = width + width % 2
+        return max(height + height % 2, MIN_CODED_HEIGHT), (w if w > 64 else MIN_CODED_WIDTH)
+
+    def _context(self, width: int, height: int, q: int, info: bool = False):  # type: ignore[no-untyped-def]
+        av = import_av()
+        try:
+            ctx = av.CodecContext.create(self.encoder, "w")
+        except (av.error.FFmpegError, ValueError) as exc:  # UnknownCodecError subclasses ValueError
+            raise EncoderNotFoundError(
+                f"x265 encoder {self.encoder!r} is not available in this PyAV build; {PYAV_HINT}"
+            ) from exc
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = Fraction(1, 25)
+        ctx.framerate = Fraction(25, 1)
+        ctx.thread_count = 1
+        ctx.options = {
+            "preset": self.preset,
+            "tune": self.tune,
+            "x265-params": x265_params_string(self.rate_control, q, self.keyint, info=info),
+        }
+        return ctx
+
+    def encode(self, frames: np.ndarray, q: int) -> bytes:
+        """Encode ``(T, H, W, 3)`` uint8 RGB frames to a raw HEVC Annex-B stream."""
+        check_frames(frames, self.name)
+        q = self.check_q(q)
+        av = import_av()
+        ch, cw = self.coded_size(*frames.shape[1:3])
+        t, h, w = frames.shape[:3]
+        padded = np.pad(frames, [(0, 0), (0, ch - h), (0, cw - w), (0, 0)], mode="edge")
+        y, u, v = rgb_to_yuv420(padded, bit_depth=8)
+        ctx = self._context(cw, ch, q)
+        chunks: list[bytes] = []
+        try:
+            for i in range(t):
+                frame = av.VideoFrame.from_ndarray(planes_to_i420(y, u, v, i), format="yuv420p")
+                frame.pts = i
+                chunks.extend(bytes(p) for p in ctx.encode(frame))
+            chunks.extend(bytes(p) for p in ctx.encode(None))
+        except av.error.FFmpegError as exc:
+            raise CodecError(
+                f"x265 failed on frames {frames.shape} (coded {ch}x{cw}) at q={q}: {exc}"
+            ) from exc
+        stream = b"".join(chunks)
+        if not stream:
+            raise CodecError(f"x265 produced an empty bitstream for {frames.shape} at q={q}")
+        return stream
+
+    def decode_stream(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:
+        """Decode with PyAV's ``hevc`` decoder; see :func:`vosc.codecs.common.pyav_decode`."""
+        return pyav_decode("hevc", bitstream, num_frames, height, width, self.coded_size(height, width))
+
+    def decode(self, bitstream: bytes, num_frames: int, height: int, width: int) -> np.ndarray:
+        """Decode to ``(num_frames, height, width, 3)`` uint8 RGB."""
+        return self.decode_stream(bitstream, num_frames, height, width).frames
+
+    def compress(self, frames: np.ndarray, q: int | None) -> EncodedClip:
+        """Encode then decode; ``bits = 8 * len(bitstream)``."""
+        return timed_compress(self, frames, self.check_q(q))
+
+    def version(self) -> str:
+        """``x265 <version> / PyAV <version> / libavcodec <version>``."""
+        return _x265_version(self.encoder)
+
+
+@functools.lru_cache(maxsize=4)
+def _x265_version(encoder: str) -> str:
+    """Read the x265 version from the info SEI of a one-frame 16x16 encode (``info=1``)."""
+    av = import_av()
+    codec = X265Codec(encoder=encoder)
+    ctx = codec._context(16, 16, 51, info=True)
+    frame = av.VideoFrame.from_ndarray(np.full((24, 16), 128, np.uint8), format="yuv420p")
+    frame.pts = 0
+    data = b"".join(bytes(p) for p in list(ctx.encode(frame)) + list(ctx.encode(None)))
+    m = re.search(rb"x265 \(build (\d+)\) - ([0-9A-Za-z.+_-]+)", data)
+    x265 = f"x265 {m.group(2).decode()} (build {m.group(1).decode()})" if m else "x265 unknown"
+    lavc = ".".join(str(x) for x in av.library_versions["libavcodec"])
+    return f"{x265} / PyAV {av.__version__} / libavcodec {lavc}"
