@@ -1,0 +1,604 @@
+"""Rate–accuracy sweep: every operating point × depth (× enhancer off/on) over whole sequences, resumable.
+
+For each sequence and operating point ``(codec, q)`` the sweep
+
+1. compresses the whole sequence once (bitstream cached on disk, content-addressed: :mod:`vosc.codecs.cache`)
+   and decodes it, timing the decoder (the encoder time is the one measured when the bitstream was made,
+   kept in the cache entry's metadata with the encoder's per-frame QPs, so cache hits still report the
+   real encoding cost and QPs);
+2. optionally enhances the decoded frames (same bitstream for enhancer off and on);
+3. runs a :class:`~vosc.inference.segmenter.VideoSegmenter` at each depth, writes palette PNGs atomically to
+   ``<variant>/pred/<sequence>/<frame>.png`` and scores them with the official-exact J&F when the sequence
+   has ground truth on every frame;
+4. writes ``<variant>/sequences/<sequence>.json`` atomically: the per-sequence done marker with bits,
+   pixels, PSNR-Y, runtimes (encode, decode, enhance, VOS, write, total), per-object J/F statistics and a
+   fingerprint of everything that determines the result.
+
+A variant folder is ``<root>/<dataset>/<codec>/q<q>/d<depth>/`` (``raw`` instead of ``q<q>`` for ``none``)
+and ``.../d<depth>/enh/`` for the enhanced frames. A re-run skips every sequence whose marker exists with the
+same fingerprint (interrupted runs resume); a marker with a different fingerprint raises
+:class:`StaleResultError` unless ``overwrite`` is set. :meth:`Sweep.curves` aggregates the markers into
+:class:`~vosc.metrics.rd.RDCurve` s (one per codec × depth × enhancer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from vosc.codecs.base import Codec
+from vosc.codecs.cache import BitstreamCache, atomic_write_bytes, content_key_files
+from vosc.data.palette import write_mask
+from vosc.data.sources.base import VideoRecord, VideoSource
+from vosc.inference.segmenter import VideoSegmenter
+from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
+from vosc.metrics.rate import luma_bt601, psnr
+from vosc.metrics.rd import Provenance, RDCurve, RDPoint, Runtimes
+from vosc.models.enhancer.base import FRAME_TYPES, Enhancer
+from vosc.types import OperatingPoint
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EnhancerSpec",
+    "StaleResultError",
+    "Sweep",
+    "Variant",
+    "enhance_frames",
+    "parse_ladder",
+    "variant_dir",
+]
+
+MARKER_FORMAT = 1
+EnhancerMode = Literal["off", "on", "both"]
+
+
+class StaleResultError(RuntimeError):
+    """A done marker exists but was computed with different inputs (model, codec, frames, enhancer...)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One output folder: an operating point at one depth, with or without the enhancer."""
+
+    op: OperatingPoint
+    depth: int
+    enhanced: bool = False
+
+
+@dataclass
+class EnhancerSpec:
+    """An enhancer and how to identify it.
+
+    Attributes:
+        module: The enhancer (eval mode).
+        name: Display name (curve label suffix), e.g. ``cae_tiny``.
+        fingerprint: Hash of its weights/config (resume check and provenance).
+        chunk: Frames enhanced per forward pass (each chunk also sees the two frames before it).
+    """
+
+    module: Enhancer
+    name: str
+    fingerprint: str
+    chunk: int = 8
+
+
+def parse_ladder(entries: Sequence[Any], codecs: Mapping[str, Codec]) -> list[OperatingPoint]:
+    """Parse a codec ladder: ``"x265:42"``, ``"none"``, ``{"codec": "x265", "q": 42}`` or ``["x265", 42]``.
+
+    Raises:
+        ValueError: Empty ladder, malformed entry, unknown codec (listing the known ones), ``q`` missing or out
+            of the codec's range, or a duplicate point.
+    """
+    if not entries:
+        raise ValueError("ladder: the codec ladder is empty; give e.g. ladder=[x265:32,x265:42]")
+    points: list[OperatingPoint] = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            name, _, q_text = entry.partition(":")
+            q: Any = q_text or None
+        elif isinstance(entry, Mapping):
+            name, q = entry.get("codec"), entry.get("q")
+        elif isinstance(entry, Sequence) and len(entry) == 2:
+            name, q = entry[0], entry[1]
+        else:
+            raise ValueError(f"ladder[{i}]: cannot parse {entry!r}; use 'codec:q', 'none' or {{codec, q}}")
+        name = str(name).strip()
+        if name not in codecs:
+            raise ValueError(f"ladder[{i}]: unknown codec {name!r}; configured codecs: {sorted(codecs)}")
+        if name == "none":
+            if q not in (None, "", "null"):
+                raise ValueError(f"ladder[{i}]: codec 'none' takes no quality parameter, got q={q!r}")
+            point = OperatingPoint("none", None)
+        else:
+            try:
+                qv = int(q)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(f"ladder[{i}]: codec {name!r} needs an integer q, got {q!r}") from None
+            try:
+                codecs[name].check_q(qv)
+            except ValueError as exc:
+                raise ValueError(f"ladder[{i}]: {exc}") from None
+            point = OperatingPoint(name, qv)
+        if point in points:
+            raise ValueError(f"ladder[{i}]: duplicate operating point {point.tag}")
+        points.append(point)
+    return points
+
+
+def variant_dir(root: Path, dataset: str, variant: Variant) -> Path:
+    """``<root>/<dataset>/<codec>/q<q>/d<depth>[/enh]`` (``raw`` instead of ``q<q>`` for ``none``)."""
+    op = variant.op
+    path = root / dataset / op.codec / ("raw" if op.q is None else f"q{op.q}") / f"d{variant.depth}"
+    return path / "enh" if variant.enhanced else path
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def enhance_frames(
+    spec: EnhancerSpec,
+    frames: np.ndarray,
+    op: OperatingPoint,
+    frame_qps: Sequence[float] | None,
+    frame_types: Sequence[str] | None,
+    device: torch.device,
+) -> np.ndarray:
+    """Enhance a decoded sequence chunk by chunk (each chunk sees its two previous frames).
+
+    Args:
+        spec: The enhancer.
+        frames: ``(T, H, W, 3)`` uint8 decoded RGB.
+        op: Operating point (conditioning: codec and nominal ``q``).
+        frame_qps: Per-frame QPs (the encoder's, else the decoder's) (length ``T``) or ``None``.
+        frame_types: Per-frame picture types (``"I"``, ``"P"``, ``"B"``) or ``None``.
+        device: Where the enhancer runs.
+
+    Returns:
+        ``(T, H, W, 3)`` uint8 enhanced frames (clamped and rounded).
+    """
+    t_total = frames.shape[0]
+    qps = (
+        torch.tensor([-1.0 if v is None else float(v) for v in frame_qps], dtype=torch.float32)
+        if frame_qps is not None
+        else None
+    )
+    types = (
+        torch.tensor([FRAME_TYPES.index(v) if v in FRAME_TYPES else -1 for v in frame_types])
+        if frame_types is not None
+        else None
+    )
+    q = torch.tensor([-1 if op.q is None else op.q])
+    out = np.empty_like(frames)
+    with torch.no_grad():
+        for start in range(0, t_total, spec.chunk):
+            end = min(start + spec.chunk, t_total)
+            lo = max(0, start - 2)
+            clip = torch.from_numpy(frames[lo:end]).to(device).permute(0, 3, 1, 2).float().div(255.0)[None]
+            cond_q = None if qps is None else qps[lo:end][None].to(device)
+            cond_t = None if types is None else types[lo:end][None].to(device)
+            enhanced = spec.module(clip, [op.codec], q.to(device), cond_q, cond_t)[0, start - lo :]
+            out[start:end] = (enhanced.clamp(0, 1) * 255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return out
+
+
+def _downscale(frames: np.ndarray, masks: np.ndarray, long_edge: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize ``(T, H, W, 3)`` frames (area) and ``(T, H, W)`` masks (nearest) to a long edge <= ``long_edge``."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    scale = long_edge / max(h, w)
+    if scale >= 1.0:
+        return frames, masks
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))  # cv2: (W, H)
+    small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    small_masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in masks])
+    return small, small_masks
+
+
+def _frame_psnr(reference: np.ndarray, distorted: np.ndarray) -> list[float]:
+    """Per-frame PSNR-Y (dB) of ``(T, H, W, 3)`` uint8 clips."""
+    return psnr(luma_bt601(reference), luma_bt601(distorted)).tolist()
+
+
+@dataclass
+class _Decoded:
+    """The codec stage of one sequence at one operating point."""
+
+    frames: np.ndarray
+    bits: int
+    encode_s: float
+    decode_s: float
+    encode_cached: bool
+    frame_qps: list[float] | None = None
+    frame_types: list[str] | None = None
+    psnr_frames: list[float] | None = None
+
+
+@dataclass
+class Sweep:
+    """Runs and aggregates a rate–accuracy sweep (see the module docstring).
+
+    Attributes:
+        source: The dataset.
+        dataset: Dataset name (output folder and provenance).
+        model: VOS model in eval mode, on ``device``.
+        make_segmenter: ``(model, depth) -> VideoSegmenter``.
+        codecs: Codec by name (every codec of ``ladder``).
+        ladder: Operating points.
+        depths: Inference depths.
+        out_root: Root of the outputs (``<out_root>/<dataset>/...``).
+        cache_root: Bitstream cache folder.
+        model_name: Model name (provenance).
+        model_fingerprint: Hash of the model's config and weights (resume check).
+        checkpoint: Checkpoint path (provenance), ``None`` for random init.
+        checkpoint_hash: Checkpoint SHA-256 prefix (provenance).
+        enhancer: The enhancer, when ``enhancer_mode`` is ``on`` or ``both``.
+        enhancer_mode: ``off``, ``on`` (enhanced only) or ``both``.
+        max_frames: Use only the first frames of each sequence (smoke tests); ``None`` = all.
+        resize_long_edge: Downscale frames (area) and masks (nearest) so that the long edge is at most this
+            before coding (smoke tests / low-resolution studies); ``None`` = original size (benchmarks).
+        references: ``first`` (DAVIS: the first annotated frame only) or ``all`` (YouTube-VOS: every given
+            first-appearance mask).
+        overwrite: Recompute sequences whose marker has another fingerprint instead of raising.
+        device: Device of the model and enhancer.
+        segmenter_config: Plain description of the segmenter settings (fingerprint and provenance).
+    """
+
+    source: VideoSource
+    dataset: str
+    model: nn.Module
+    make_segmenter: Callable[[nn.Module, int], VideoSegmenter]
+    codecs: Mapping[str, Codec]
+    ladder: list[OperatingPoint]
+    depths: list[int]
+    out_root: Path
+    cache_root: Path
+    model_name: str = "model"
+    model_fingerprint: str = ""
+    checkpoint: str | None = None
+    checkpoint_hash: str | None = None
+    enhancer: EnhancerSpec | None = None
+    enhancer_mode: EnhancerMode = "off"
+    max_frames: int | None = None
+    resize_long_edge: int | None = None
+    references: Literal["first", "all"] = "first"
+    overwrite: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    segmenter_config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.enhancer_mode not in ("off", "on", "both"):
+            raise ValueError(f"enhancer must be 'off', 'on' or 'both', got {self.enhancer_mode!r}")
+        if self.enhancer_mode != "off" and self.enhancer is None:
+            raise ValueError(
+                f"enhancer={self.enhancer_mode} needs an enhancer network (enhancer_net / enhancer_ckpt)"
+            )
+        if self.max_frames is not None and self.max_frames < 3:
+            raise ValueError(
+                f"max_frames must be >= 3 (J&F excludes the first and last frame), got {self.max_frames}"
+            )
+        if self.resize_long_edge is not None and self.resize_long_edge < 16:
+            raise ValueError(f"resize_long_edge must be >= 16 pixels, got {self.resize_long_edge}")
+        if self.references not in ("first", "all"):
+            raise ValueError(f"references must be 'first' or 'all', got {self.references!r}")
+        if not self.depths:
+            raise ValueError("depths: give at least one inference depth")
+        self.cache = BitstreamCache(self.cache_root)
+        self.computed = 0
+        self.resumed = 0
+        self.counts: dict[Variant, dict[str, int]] = {v: {"computed": 0, "resumed": 0} for v in self.variants}
+        self._versions: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ variants and fingerprints
+    @property
+    def variants(self) -> list[Variant]:
+        """Every output folder of the sweep, in run order."""
+        out = []
+        for op in self.ladder:
+            flags = (
+                [False]
+                if op.codec == "none"
+                else {"off": [False], "on": [True], "both": [False, True]}[self.enhancer_mode]
+            )
+            out += [Variant(op, d, e) for d in self.depths for e in flags]
+        return out
+
+    def version(self, codec: str) -> str:
+        """Encoder version of ``codec`` (memoised)."""
+        if codec not in self._versions:
+            self._versions[codec] = self.codecs[codec].version()
+        return self._versions[codec]
+
+    def fingerprint(self, variant: Variant, frames_key: str) -> str:
+        """Hash of everything that determines one sequence's result in ``variant``."""
+        codec = self.codecs[variant.op.codec]
+        return _hash(
+            {
+                "format": MARKER_FORMAT,
+                "frames": frames_key,
+                "model": self.model_fingerprint,
+                "segmenter": self.segmenter_config,
+                "codec": codec.name,
+                "params": codec.params(),
+                "q": variant.op.q,
+                "version": self.version(codec.name),
+                "depth": variant.depth,
+                "references": self.references,
+                "enhancer": self.enhancer.fingerprint if variant.enhanced and self.enhancer else None,
+            }
+        )
+
+    def folder(self, variant: Variant) -> Path:
+        """Output folder of ``variant``."""
+        return variant_dir(self.out_root, self.dataset, variant)
+
+    def marker_path(self, variant: Variant, sequence: str) -> Path:
+        """Done marker of one sequence."""
+        return self.folder(variant) / "sequences" / f"{sequence}.json"
+
+    def _indices(self, rec: VideoRecord) -> list[int]:
+        n = len(rec) if self.max_frames is None else min(len(rec), self.max_frames)
+        return list(range(n))
+
+    def _is_done(self, variant: Variant, rec: VideoRecord, key: str) -> bool:
+        path = self.marker_path(variant, rec.name)
+        if not path.exists():
+            return False
+        try:
+            marker = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StaleResultError(f"{path}: unreadable done marker ({exc}); delete it to recompute") from exc
+        if marker.get("fingerprint") == self.fingerprint(variant, key):
+            return True
+        if self.overwrite:
+            log.warning("%s: computed with other inputs; recomputing (overwrite=true)", path)
+            return False
+        raise StaleResultError(
+            f"{path} was computed with different inputs (model, checkpoint, codec, frames, segmenter or enhancer); "
+            f"use another output folder (out_dir=...) or overwrite=true to recompute"
+        )
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        """Process every sequence (skipping finished ones) and log the progress."""
+        variants = self.variants
+        for n, rec in enumerate(self.source.videos, 1):
+            indices = self._indices(rec)
+            key = content_key_files([rec.frame_paths[i] for i in indices])
+            if self.resize_long_edge is not None:
+                key = f"{key}@{self.resize_long_edge}"
+            todo = [v for v in variants if not self._is_done(v, rec, key)]
+            self.resumed += len(variants) - len(todo)
+            for v in variants:
+                self.counts[v]["computed" if v in todo else "resumed"] += 1
+            if not todo:
+                log.info(
+                    "[%d/%d] %s: all %d variants done, skipped", n, len(self.source), rec.name, len(variants)
+                )
+                continue
+            log.info("[%d/%d] %s: %d frames, %d/%d variants to compute", n, len(self.source), rec.name,
+                len(indices), len(todo), len(variants))
+            self._run_sequence(rec, indices, key, todo)
+
+    def _run_sequence(self, rec: VideoRecord, indices: list[int], key: str, todo: list[Variant]) -> None:
+        """Load one sequence once, then compress / enhance / segment it for every unfinished variant."""
+        raw = self.source.load_frames(rec, indices)
+        gt_masks, has = self.source.load_masks_or_empty(rec, indices, raw.shape[1:3])
+        if self.resize_long_edge is not None:
+            raw, gt_masks = _downscale(raw, gt_masks, self.resize_long_edge)
+        given = [i for i in range(len(indices)) if has[i]]
+        if not given:
+            raise ValueError(
+                f"sequence {rec.name!r}: no annotated frame among the first {len(indices)} frames"
+            )
+        refs = given[:1] if self.references == "first" else given
+        masks = {i: gt_masks[i] for i in refs}
+        gt = gt_masks if bool(has.all()) else None
+        for op in self.ladder:
+            op_todo = [v for v in todo if v.op == op]
+            if not op_todo:
+                continue
+            decoded = self._compress(op, rec, raw, key)
+            enhanced, enhance_s, enh_psnr = None, 0.0, None
+            if any(v.enhanced for v in op_todo):
+                assert self.enhancer is not None
+                t0 = time.perf_counter()
+                enhanced = enhance_frames(
+                    self.enhancer, decoded.frames, op, decoded.frame_qps, decoded.frame_types, self.device
+                )
+                enhance_s = time.perf_counter() - t0
+                enh_psnr = _frame_psnr(raw, enhanced)
+            for variant in op_todo:
+                frames = enhanced if variant.enhanced else decoded.frames
+                assert frames is not None
+                stage = {
+                    "enhance": enhance_s if variant.enhanced else 0.0,
+                    "psnr": enh_psnr if variant.enhanced else decoded.psnr_frames,
+                }
+                self._run_variant(variant, rec, indices, key, frames, masks, gt, decoded, stage)
+
+    def _compress(self, op: OperatingPoint, rec: VideoRecord, raw: np.ndarray, key: str) -> _Decoded:
+        """Encode (or fetch) and decode the whole sequence at ``op``."""
+        if op.codec == "none":
+            return _Decoded(raw, 0, 0.0, 0.0, False)
+        codec = self.codecs[op.codec]
+        assert op.q is not None
+        cache_key = self.cache.key_for(codec, op.q, f"{self.source.name}/{rec.name}", key)
+        meta_path = self.cache.root / cache_key[:2] / f"{cache_key}.json"
+        t, h, w = raw.shape[:3]
+        found = self.cache.get(cache_key)
+        if found is None:
+            t0 = time.perf_counter()
+            encoded = codec.encode_stream(raw, op.q)
+            data, encode_s, cached = encoded.bitstream, time.perf_counter() - t0, False
+            enc_qps = encoded.frame_qps
+            self.cache.put(cache_key, data, t, h, w, codec=codec.name, q=op.q, version=self.version(codec.name),
+                           encode_seconds=encode_s, sequence=rec.name, frame_qps=enc_qps)
+        else:
+            data, cached = found[0], True
+            encode_s = float(json.loads(meta_path.read_text()).get("encode_seconds", 0.0))
+            enc_qps = self.cache.frame_qps(cache_key)
+        t0 = time.perf_counter()
+        stream = codec.decode_stream(data, t, h, w)
+        decode_s = time.perf_counter() - t0
+        if stream.frames.shape != raw.shape:
+            raise RuntimeError(f"{rec.name}: {op.tag} decoded {stream.frames.shape}, expected {raw.shape}")
+        qps = enc_qps if enc_qps is not None else stream.frame_qps  # the encoder's real per-frame QPs first
+        return _Decoded(stream.frames, 8 * len(data), encode_s, decode_s, cached, qps, stream.frame_types,
+                        _frame_psnr(raw, stream.frames))
+
+    def _run_variant(self, variant: Variant, rec: VideoRecord, indices: list[int], key: str, frames: np.ndarray,
+                     masks: dict[int, np.ndarray], gt: np.ndarray | None, decoded: _Decoded,
+                     stage: dict[str, Any]) -> None:
+        """Segment one sequence for one variant, write its PNGs, score it and write its done marker."""
+        segmenter = self.make_segmenter(self.model, variant.depth)
+        t0 = time.perf_counter()
+        results = segmenter.segment(list(frames), masks)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        vos_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pred = np.stack([r.mask for r in results])
+        for i, r in zip(indices, results, strict=True):
+            write_mask(self.folder(variant) / "pred" / rec.name / f"{rec.frame_ids[i]}.png", r.mask)
+        write_s = time.perf_counter() - t0
+        objects = None
+        if gt is not None:
+            frame_ids = [rec.frame_ids[i] for i in indices]
+            objects = [vars(o) for o in evaluate_sequence(gt, pred, rec.name, frame_ids).object_stats()]
+        t, h, w = frames.shape[:3]
+        runtimes = {"encode": decoded.encode_s, "decode": decoded.decode_s, "enhance": stage["enhance"],
+                    "vos": vos_s, "write": write_s}
+        runtimes["total"] = sum(runtimes.values())
+        marker = {
+            "format": MARKER_FORMAT, "fingerprint": self.fingerprint(variant, key), "sequence": rec.name,
+            "codec": variant.op.codec, "q": variant.op.q, "depth": variant.depth, "enhanced": variant.enhanced,
+            "frames": t, "height": h, "width": w, "pixels": t * h * w, "bits": decoded.bits,
+            "psnr_frames": stage["psnr"], "encode_cached": decoded.encode_cached, "runtimes": runtimes,
+            "frame_qps": decoded.frame_qps, "frame_types": decoded.frame_types,
+            "objects": objects, "computed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        }
+        _write_json(self.marker_path(variant, rec.name), marker)
+        self.computed += 1
+        jf = "" if objects is None else f" J&F {np.mean([(o['j_mean'] + o['f_mean']) / 2 for o in objects]):.3f}"
+        log.info("  %s d%d%s: %.4f bpp, VOS %.2fs (%.1f fps)%s", variant.op.tag, variant.depth,
+                 " +enh" if variant.enhanced else "", decoded.bits / (t * h * w), vos_s, t / max(vos_s, 1e-9), jf)
+
+    # ------------------------------------------------------------------ aggregation
+    def load_markers(self, variant: Variant) -> list[dict[str, Any]]:
+        """Done markers of every sequence of ``variant``.
+
+        Raises:
+            FileNotFoundError: A sequence has no marker (the sweep did not finish), naming the file.
+        """
+        out = []
+        for rec in self.source.videos:
+            path = self.marker_path(variant, rec.name)
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{path}: sequence {rec.name!r} of {variant.op.tag} d{variant.depth} "
+                    "has no result; run the sweep first"
+                )
+            out.append(json.loads(path.read_text()))
+        return out
+
+    def point(self, variant: Variant) -> RDPoint:
+        """Aggregate one variant into an RD point (bpp and PSNR pixel/frame-weighted, J&F over objects)."""
+        markers = self.load_markers(variant)
+        pixels = sum(m["pixels"] for m in markers)
+        frames = sum(m["frames"] for m in markers)
+        psnrs = [v for m in markers for v in (m["psnr_frames"] or [])]
+        sums = {
+            k: sum(m["runtimes"][k] for m in markers)
+            for k in ("encode", "decode", "enhance", "vos", "write", "total")
+        }
+        jf = j = f = None
+        with_gt = [m for m in markers if m["objects"] is not None]
+        extra: dict[str, Any] = {
+            "enhance_s": sums["enhance"],
+            "write_s": sums["write"],
+            "sequences_with_gt": len(with_gt),
+            "encode_cached": sum(bool(m["encode_cached"]) for m in markers),
+            "enhance_ms_per_frame": 1000.0 * sums["enhance"] / max(frames, 1),
+            "computed_this_run": self.counts[variant]["computed"],
+            "resumed_this_run": self.counts[variant]["resumed"],
+            "per_sequence": {
+                m["sequence"]: {"bits": m["bits"], "frames": m["frames"], "computed_at": m["computed_at"]}
+                for m in markers
+            },
+        }
+        if with_gt:
+            result = aggregate_objects(ObjectStats(**o) for m in with_gt for o in m["objects"])
+            jf, j, f = result.global_["J&F-Mean"], result.global_["J-Mean"], result.global_["F-Mean"]
+            extra["global"] = result.global_
+            for name, values in result.per_sequence.items():
+                extra["per_sequence"][name].update(values)
+        runtimes = Runtimes(sums["encode"], sums["decode"], sums["vos"], sums["total"], frames)
+        return RDPoint(q=variant.op.q, bpp=sum(m["bits"] for m in markers) / max(pixels, 1), jf=jf, j=j,
+            f=f, psnr=float(np.mean(psnrs)) if psnrs else None, runtimes=runtimes,
+            num_sequences=len(markers), extra=extra)
+
+    def curves(self) -> dict[tuple[str, int, bool], RDCurve]:
+        """One curve per ``(codec, depth, enhanced)``, points ordered by ``q`` as in the ladder."""
+        curves: dict[tuple[str, int, bool], RDCurve] = {}
+        for variant in self.variants:
+            k = (variant.op.codec, variant.depth, variant.enhanced)
+            if k not in curves:
+                codec = self.codecs[variant.op.codec]
+                version = self.version(codec.name)
+                ffmpeg = version.split(" / ffmpeg ")[1] if " / ffmpeg " in version else None
+                prov = Provenance(
+                    codec=codec.name,
+                    model=self.model_name,
+                    dataset=self.dataset,
+                    depth=variant.depth,
+                    encoder_version=version,
+                    ffmpeg_version=ffmpeg,
+                    checkpoint=self.checkpoint,
+                    checkpoint_hash=self.checkpoint_hash,
+                    enhancer=self.enhancer.name if variant.enhanced and self.enhancer else None,
+                    vosc_version=_vosc_version(),
+                    extra={
+                        "codec_params": codec.params(),
+                        "segmenter": self.segmenter_config,
+                        "max_frames": self.max_frames,
+                        "resize_long_edge": self.resize_long_edge,
+                        "references": self.references,
+                        "enhancer_fingerprint": self.enhancer.fingerprint
+                        if variant.enhanced and self.enhancer
+                        else None,
+                    },
+                )
+                curves[k] = RDCurve(prov)
+            curves[k].points.append(self.point(variant))
+        return curves
+
+    def curve_path(self, codec: str, depth: int, enhanced: bool) -> Path:
+        """``<root>/<dataset>/<codec>/rd_d<depth>[_enh].json``."""
+        return self.out_root / self.dataset / codec / f"rd_d{depth}{'_enh' if enhanced else ''}.json"
+
+
+def _vosc_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("vosc")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return None
