@@ -7,7 +7,9 @@ compression mode, at the reference clip size (5 frames, 465x465).
 Sequence mode is measured with a warm cache in two ways: ``warm_disk`` (bitstreams on disk, a fresh
 worker: includes one decode per sequence) and ``warm_memory`` (the worker's decoded-sequence LRU is warm:
 the steady state of a long epoch), plus ``warm_disk_no_lru`` (no decoded-sequence memory: every clip
-decodes its whole sequence; the regime of a dataset much larger than the LRU, e.g. YouTube-VOS). The
+decodes from the last random-access point before its first frame to its last frame; the regime of a
+dataset much larger than the LRU, e.g. YouTube-VOS) and ``warm_disk_no_lru_full`` (the same, decoding
+the whole sequence per clip). ``--no-lru`` measures only the last two, with ``--clips`` clips each. The
 cache is filled first (``fill_seconds``, not counted). CPU seconds include child processes (FFmpeg).
 """
 
@@ -74,11 +76,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 row["fill_seconds"] = round(time.perf_counter() - t0, 2)
                 fresh = _dataset(source, CompressionSpec(codec, q=q, mode=mode, cache_dir=cache_root / codec),
                                  args.crop, args.seed)
-                row["warm_disk"] = _rate(fresh, args.clips, offset=len(source))
-                row["warm_memory"] = _rate(fresh, args.clips, offset=len(source) + args.clips)
-                no_lru = CompressionSpec(codec, q=q, mode=mode, cache_dir=cache_root / codec, max_decoded_bytes=0)
-                row["warm_disk_no_lru"] = _rate(_dataset(source, no_lru, args.crop, args.seed), max(2, args.clips // 4),
-                                                offset=len(source) + 2 * args.clips)
+                if not args.no_lru:
+                    row["warm_disk"] = _rate(fresh, args.clips, offset=len(source))
+                    row["warm_memory"] = _rate(fresh, args.clips, offset=len(source) + args.clips)
+                n_no_lru = args.clips if args.no_lru else max(2, args.clips // 4)
+                for name, policy in (("warm_disk_no_lru", "auto"), ("warm_disk_no_lru_full", "full")):
+                    no_lru = CompressionSpec(codec, q=q, mode=mode, cache_dir=cache_root / codec, max_decoded_bytes=0)
+                    no_lru.cache.decode_policy = policy  # auto + no LRU = keyframe-aware partial decode
+                    row[name] = _rate(_dataset(source, no_lru, args.crop, args.seed), n_no_lru,
+                                      offset=len(source) + 2 * args.clips)
             results["runs"].append(row)  # type: ignore[union-attr]
             print(json.dumps(row))
     return results
@@ -93,6 +99,8 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=20)
     p.add_argument("--crop", type=int, default=465)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-lru", action="store_true",
+                   help="sequence mode: measure only without the decoded LRU (partial vs whole-sequence decode)")
     p.add_argument("--cache-dir", default=None, help="bitstream cache (default: a new temp folder)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()

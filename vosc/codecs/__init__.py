@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vosc.codecs.base import Codec, CodecError, DecodedStream, EncoderNotFoundError
+from vosc.codecs.base import Codec, CodecError, DecodedStream, EncodedStream, EncoderNotFoundError
 from vosc.codecs.identity import IdentityCodec
 from vosc.codecs.vvenc import VVenCCodec
 from vosc.codecs.x265 import X265Codec
@@ -37,6 +37,7 @@ __all__ = [
     "Codec",
     "CodecError",
     "DecodedStream",
+    "EncodedStream",
     "EncoderNotFoundError",
     "IdentityCodec",
     "VVenCCodec",

@@ -53,6 +53,86 @@ def _classify(stream: bytes, payload: int, standard: Standard) -> tuple[bool, bo
     return False, nal_type in _VVC_PREFIX
 
 
+def access_unit_bounds(stream: bytes, standard: Standard) -> list[int]:
+    """Byte offsets of the access units: ``N + 1`` values from ``0`` to ``len(stream)``.
+
+    Access unit ``i`` is ``stream[bounds[i]:bounds[i + 1]]``; see :func:`access_unit_sizes`.
+    """
+    sizes = access_unit_sizes(stream, standard)
+    return [0, *itertools.accumulate(sizes)]
+
+
+def nal_type(stream: bytes, payload: int, standard: Standard) -> int:
+    """``nal_unit_type`` of the NAL unit whose header starts at ``payload`` (-1 when truncated)."""
+    if payload + 1 >= len(stream):
+        return -1
+    if standard == "hevc":
+        return (stream[payload] >> 1) & 0x3F
+    return (stream[payload + 1] >> 3) & 0x1F
+
+
+def random_access_units(stream: bytes, standard: Standard) -> list[int]:
+    """Indices of the access units that start at an IRAP picture (decoding can begin there).
+
+    IRAP: HEVC ``nal_unit_type`` 16..23 (BLA, IDR, CRA), VVC 7..9 (IDR_W_RADL, IDR_N_LP, CRA); GDR
+    pictures are not counted (they need a recovery period). The low-delay streams of vosc have no
+    leading pictures, so decoding from such an access unit reproduces the frames of a full decode.
+    """
+    irap = range(16, 24) if standard == "hevc" else range(7, 10)
+    bounds = access_unit_bounds(stream, standard)
+    units = nal_units(stream)
+    out: list[int] = []
+    au = 0
+    seen_vcl = False
+    for start, payload in units:
+        while au + 1 < len(bounds) - 1 and start >= bounds[au + 1]:
+            au, seen_vcl = au + 1, False
+        t = nal_type(stream, payload, standard)
+        is_vcl = 0 <= t <= (31 if standard == "hevc" else 11)
+        if is_vcl and not seen_vcl:
+            seen_vcl = True
+            if t in irap:
+                out.append(au)
+    return out
+
+
+def parameter_sets_before(stream: bytes, offset: int, standard: Standard) -> bytes:
+    """The parameter-set NAL units (with start codes) that occur before byte ``offset``, in order.
+
+    HEVC: VPS, SPS, PPS (types 32..34); VVC: VPS, SPS, PPS and prefix APS (types 14..17). Prepended to
+    a stream cut at a random-access point, they make it decodable on its own (later sets with the same
+    id replace earlier ones, exactly as in the full stream).
+    """
+    wanted = {32, 33, 34} if standard == "hevc" else {14, 15, 16, 17}
+    units = nal_units(stream)
+    parts = []
+    for (start, payload), nxt in zip(units, [*units[1:], (len(stream), len(stream))], strict=True):
+        if start >= offset:
+            break
+        if nal_type(stream, payload, standard) in wanted:
+            parts.append(stream[start : min(nxt[0], offset)])
+    return b"".join(parts)
+
+
+def cut_stream(stream: bytes, first: int, last: int, standard: Standard) -> bytes:
+    """Access units ``first..last`` (inclusive) as a self-contained stream.
+
+    ``first`` must be a random-access unit (:func:`random_access_units`); the parameter sets that
+    precede it are prepended when ``first > 0``.
+
+    Raises:
+        ValueError: ``first``/``last`` out of range or ``first`` is not a random-access unit.
+    """
+    bounds = access_unit_bounds(stream, standard)
+    n = len(bounds) - 1
+    if not 0 <= first <= last < n:
+        raise ValueError(f"cannot cut access units {first}..{last} from a stream of {n}")
+    if first and first not in random_access_units(stream, standard):
+        raise ValueError(f"access unit {first} is not a random-access point")
+    head = parameter_sets_before(stream, bounds[first], standard) if first else b""
+    return head + stream[bounds[first] : bounds[last + 1]]
+
+
 def access_unit_sizes(stream: bytes, standard: Standard) -> list[int]:
     """Byte size of each access unit in decoding order; the sizes sum to ``len(stream)``.
 

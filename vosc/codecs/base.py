@@ -58,12 +58,36 @@ class Codec(abc.ABC):
     def version(self) -> str:
         """Encoder identification (library/binary version), used in cache keys and provenance."""
 
+    def encode_stream(self, frames: np.ndarray, q: int) -> EncodedStream:
+        """Encode like :meth:`encode`, also returning the per-frame QPs the encoder used when known.
+
+        The default encodes with :meth:`encode` and reads the QPs with :meth:`stream_qps`.
+
+        Args:
+            frames: ``(T, H, W, 3)`` uint8 RGB.
+            q: Quality parameter.
+
+        Returns:
+            The bitstream (identical to :meth:`encode`'s) and ``T`` QPs in display order, or ``None``.
+        """
+        bitstream = self.encode(frames, q)
+        return EncodedStream(bitstream=bitstream, frame_qps=self.stream_qps(bitstream))
+
+    def stream_qps(self, bitstream: bytes) -> list[float] | None:
+        """Per-frame QP read from a bitstream, in display order; ``None`` when the codec cannot tell."""
+        return None
+
     def decode_stream(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:
         """Decode like :meth:`decode`, also returning per-frame access-unit sizes, types and QPs.
 
         Implementations override this; the default raises ``NotImplementedError``.
         """
         raise NotImplementedError(f"codec {self.name!r} does not report per-frame access units")
+
+    def decode_pictures(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:
+        """Like :meth:`decode_stream` but may leave ``frame_qps`` out when reading them costs extra
+        (VVenC: one more FFmpeg run); used when the QPs are known already (sequence cache)."""
+        return self.decode_stream(bitstream, num_frames, height, width)
 
     def params(self) -> dict[str, object]:
         """Every encoder parameter that changes the bitstream (for cache keys and provenance)."""
@@ -79,6 +103,20 @@ class Codec(abc.ABC):
         if q is None or not (lo <= int(q) <= hi):
             raise ValueError(f"codec {self.name!r}: quality parameter q={q!r} out of range [{lo}, {hi}]")
         return int(q)
+
+
+@dataclass
+class EncodedStream:
+    """An encoded bitstream with what the encoder reported per frame.
+
+    Attributes:
+        bitstream: Raw Annex-B bytes (no container).
+        frame_qps: Per-frame QP in display order (length ``T``), or ``None`` when unknown. x265: the
+            average QP of the frame from x265's own frame log; VVenC: the slice QP.
+    """
+
+    bitstream: bytes
+    frame_qps: list[float] | None = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ they precede). Over all frames this is exactly ``8 * len(bitstream)``.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -22,10 +23,13 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from vosc.codecs.annexb import Standard, access_unit_bounds, parameter_sets_before, random_access_units
 from vosc.codecs.base import Codec, CodecError, DecodedStream
 
 log = logging.getLogger(__name__)
@@ -123,6 +127,23 @@ class BitstreamCache:
         self.hits += 1
         return data, shape
 
+    def frame_qps(self, key: str) -> list[float] | None:
+        """Per-frame QPs stored with entry ``key`` (``None`` when absent or not reported).
+
+        Raises:
+            CodecError: The stored list is malformed, naming the file.
+        """
+        _, meta_path = self._paths(key)
+        try:
+            qps = json.loads(meta_path.read_text()).get("frame_qps")
+        except (OSError, ValueError) as exc:
+            raise CodecError(f"corrupt bitstream cache entry {meta_path}: {exc}; delete it to re-encode") from exc
+        if qps is None:
+            return None
+        if not isinstance(qps, list) or not all(isinstance(v, int | float) for v in qps):
+            raise CodecError(f"bitstream cache entry {meta_path}: frame_qps is not a list of numbers")
+        return [float(v) for v in qps]
+
     def put(
         self, key: str, bitstream: bytes, num_frames: int, height: int, width: int, **info: object
     ) -> None:
@@ -157,10 +178,11 @@ class BitstreamCache:
                 )
             return data, True
         t0 = time.perf_counter()
-        data = codec.encode(frames, q)
+        encoded = codec.encode_stream(frames, q)
+        data = encoded.bitstream
         self.encode_seconds += time.perf_counter() - t0
         self.encodes += 1
-        self.put(key, data, t, h, w, codec=codec.name, q=q, version=codec.version())
+        self.put(key, data, t, h, w, codec=codec.name, q=q, version=codec.version(), frame_qps=encoded.frame_qps)
         log.debug("encoded %s q=%s: %d frames, %d bytes -> %s", codec.name, q, t, len(data), key[:12])
         return data, False
 
@@ -172,29 +194,68 @@ def decode_cached(codec: Codec, bitstream: bytes, num_frames: int, h: int, w: in
 
 ClipResult = tuple[np.ndarray, int, list[float] | None, list[str] | None]
 
+DecodePolicy = Literal["auto", "partial", "full"]
+
+#: Annex-B standard of each codec whose streams can be cut at random-access points.
+STANDARDS: dict[str, Standard] = {"x265": "hevc", "vvenc": "vvc"}
+
+
+@dataclass
+class _Entry:
+    """A cached sequence bitstream with its access-unit layout."""
+
+    data: bytes
+    shape: tuple[int, int, int]
+    qps: list[float] | None
+
 
 class SequenceCodecCache:
     """Sequence-mode compression with a disk bitstream cache and a per-process decoded LRU.
 
     A warm LRU serves clips by indexing already-decoded frames (no encoding, no decoding); a warm
-    disk cache costs one decode per sequence; a cold one encodes the sequence once.
+    disk cache costs one decode per request that misses the LRU; a cold one encodes the sequence once.
+    Per-frame QPs reported by the encoder are stored with the bitstream, so a warm cache has them too.
+
+    On an LRU miss the sequence is decoded either whole (and kept in the LRU) or only partially:
+    from the last random-access point at or before the first requested frame (x265, ``keyint=8``:
+    an IDR/CRA picture every 8 frames at most; VVenC low delay: frame 0 only) up to the last
+    requested frame, with the parameter sets prepended; when a random-access point lies between two
+    requested frames the stretch before it that no requested frame needs is skipped
+    (:meth:`segments`). The partial decode gives the same frames byte for byte.
 
     Args:
         root: Bitstream cache folder.
-        max_decoded_bytes: Upper bound of decoded frames kept in memory (per process).
+        max_decoded_bytes: Upper bound of decoded frames kept in memory (per process); 0 turns the
+            LRU off.
+        decode_policy: ``"auto"``: decode whole sequences and keep them when they fit into the LRU,
+            else decode partially; ``"partial"``: always decode partially on a miss (the LRU is not
+            filled; for datasets far larger than it, e.g. YouTube-VOS); ``"full"``: always decode
+            whole sequences (the behaviour before partial decoding).
 
     Attributes:
         bitstreams: The :class:`BitstreamCache`.
-        decodes: Sequences decoded by this process.
+        decodes: Whole sequences decoded by this process.
+        partial_decodes: Partial decodes by this process.
+        decoded_frames: Pictures decoded by this process (whole and partial decodes).
         lru_hits: Requests served from decoded memory.
     """
 
-    def __init__(self, root: str | os.PathLike[str], max_decoded_bytes: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        max_decoded_bytes: int = 1 << 30,
+        decode_policy: DecodePolicy = "auto",
+    ) -> None:
+        if decode_policy not in ("auto", "partial", "full"):
+            raise ValueError(f"decode_policy must be 'auto', 'partial' or 'full', got {decode_policy!r}")
         self.bitstreams = BitstreamCache(root)
         self.max_decoded_bytes = int(max_decoded_bytes)
+        self.decode_policy = decode_policy
         self._lru: OrderedDict[str, DecodedStream] = OrderedDict()
         self._bytes = 0
         self.decodes = 0
+        self.partial_decodes = 0
+        self.decoded_frames = 0
         self.lru_hits = 0
 
     @property
@@ -202,14 +263,10 @@ class SequenceCodecCache:
         """Bytes of decoded frames currently held."""
         return self._bytes
 
-    def _decoded(
-        self, codec: Codec, q: int, sequence: str, content_key: str, load_frames: Callable[[], np.ndarray]
-    ) -> DecodedStream:
-        key = self.bitstreams.key_for(codec, q, sequence, content_key)
-        if key in self._lru:
-            self._lru.move_to_end(key)
-            self.lru_hits += 1
-            return self._lru[key]
+    def _entry(
+        self, codec: Codec, q: int, key: str, load_frames: Callable[[], np.ndarray]
+    ) -> _Entry:
+        """The bitstream of ``key`` from disk, encoding ``load_frames()`` on a miss."""
         found = self.bitstreams.get(key)
         if found is None:
             frames = load_frames()
@@ -218,14 +275,86 @@ class SequenceCodecCache:
         else:
             data, meta = found
             t, h, w = meta["num_frames"], meta["height"], meta["width"]
-        dec = decode_cached(codec, data, t, h, w)
+        qps = self.bitstreams.frame_qps(key)
+        if qps is not None and len(qps) != t:
+            raise CodecError(f"bitstream cache entry {key[:12]}: {len(qps)} frame QPs for {t} frames")
+        return _Entry(data, (t, h, w), qps)
+
+    def _full(self, codec: Codec, sequence: str, key: str, entry: _Entry) -> DecodedStream:
+        t, h, w = entry.shape
+        if entry.qps is not None:
+            dec = codec.decode_pictures(entry.data, t, h, w)
+            dec.frame_qps = list(entry.qps)
+        else:
+            dec = decode_cached(codec, entry.data, t, h, w)
         self.decodes += 1
-        if sum(dec.frame_bytes) != len(data):
+        self.decoded_frames += t
+        if sum(dec.frame_bytes) != len(entry.data):
             raise CodecError(
-                f"{sequence}: per-frame bytes sum to {sum(dec.frame_bytes)}, stream has {len(data)}"
+                f"{sequence}: per-frame bytes sum to {sum(dec.frame_bytes)}, stream has {len(entry.data)}"
             )
         self._insert(key, dec)
         return dec
+
+    def _use_partial(self, codec: Codec, entry: _Entry) -> bool:
+        if codec.name not in STANDARDS or self.decode_policy == "full":
+            return False
+        t, h, w = entry.shape
+        return self.decode_policy == "partial" or t * h * w * 3 > self.max_decoded_bytes
+
+    @staticmethod
+    def segments(raps: Sequence[int], idx: Sequence[int]) -> list[tuple[int, int]]:
+        """Access-unit ranges ``(first, last)`` (inclusive) to decode so that every frame of ``idx``
+        is decoded, each range starting at a random-access unit of ``raps`` (sorted, containing 0).
+
+        Frame ``i`` needs ``[last RAP <= i, i]``; overlapping or adjacent needs are merged (continuing a
+        decode is never more work than restarting at a later random-access point).
+        """
+        out: list[list[int]] = []
+        for i in sorted(set(idx)):
+            r = raps[bisect.bisect_right(raps, i) - 1]
+            if out and r <= out[-1][1] + 1:
+                out[-1][1] = i
+            else:
+                out.append([r, i])
+        return [(a, b) for a, b in out]
+
+    def _partial(self, codec: Codec, sequence: str, entry: _Entry, idx: list[int]) -> ClipResult:
+        """Decode only the access units :meth:`segments` needs and pick the clip's frames from them."""
+        standard = STANDARDS[codec.name]
+        t, h, w = entry.shape
+        bounds = access_unit_bounds(entry.data, standard)
+        if len(bounds) - 1 != t:
+            raise CodecError(f"{sequence}: {len(bounds) - 1} access units in the cached stream, expected {t}")
+        raps = random_access_units(entry.data, standard)
+        if not raps or raps[0] != 0:
+            raise CodecError(f"{sequence}: the cached stream does not start with a random-access picture")
+        frames: dict[int, np.ndarray] = {}
+        types: dict[int, str] = {}
+        qps: dict[int, float] = {}
+        for first, last in self.segments(raps, idx):
+            head = parameter_sets_before(entry.data, bounds[first], standard) if first else b""
+            sub = head + entry.data[bounds[first] : bounds[last + 1]]
+            n = last - first + 1
+            dec = codec.decode_pictures(sub, n, h, w) if entry.qps else codec.decode_stream(sub, n, h, w)
+            self.decoded_frames += n
+            for i in idx:
+                if first <= i <= last:
+                    frames[i] = dec.frames[i - first]
+                    if dec.frame_types is not None:
+                        types[i] = dec.frame_types[i - first]
+                    if dec.frame_qps is not None:
+                        qps[i] = dec.frame_qps[i - first]
+        self.partial_decodes += 1
+        bits = 8 * sum(bounds[i + 1] - bounds[i] for i in idx)
+        if entry.qps is not None:
+            qps = {i: entry.qps[i] for i in idx}
+        return (
+            np.stack([frames[i] for i in idx]),
+            bits,
+            [qps[i] for i in idx] if len(qps) == len(set(idx)) else None,
+            [types[i] for i in idx] if len(types) == len(set(idx)) else None,
+        )
 
     def _insert(self, key: str, dec: DecodedStream) -> None:
         size = int(dec.frames.nbytes)
@@ -269,7 +398,17 @@ class SequenceCodecCache:
             self._check_indices(idx, len(frames), sequence)
             return frames[idx], 0, None, None
         qv = codec.check_q(q)
-        dec = self._decoded(codec, qv, sequence, content_key, load_frames)
+        key = self.bitstreams.key_for(codec, qv, sequence, content_key)
+        if key in self._lru:
+            self._lru.move_to_end(key)
+            self.lru_hits += 1
+            dec = self._lru[key]
+        else:
+            entry = self._entry(codec, qv, key, load_frames)
+            self._check_indices(idx, entry.shape[0], sequence)
+            if idx and self._use_partial(codec, entry):
+                return self._partial(codec, sequence, entry, idx)
+            dec = self._full(codec, sequence, key, entry)
         self._check_indices(idx, len(dec.frames), sequence)
         bits = 8 * sum(dec.frame_bytes[i] for i in idx)
         qps = None if dec.frame_qps is None else [dec.frame_qps[i] for i in idx]

@@ -111,7 +111,8 @@ def timed_compress(codec: Codec, frames: np.ndarray, q: int) -> EncodedClip:
     check_frames(frames, codec.name)
     q = codec.check_q(q)
     t0 = time.perf_counter()
-    bitstream = codec.encode(frames, q)
+    encoded = codec.encode_stream(frames, q)
+    bitstream = encoded.bitstream
     t1 = time.perf_counter()
     t, h, w = frames.shape[:3]
     dec = codec.decode_stream(bitstream, t, h, w)
@@ -127,7 +128,7 @@ def timed_compress(codec: Codec, frames: np.ndarray, q: int) -> EncodedClip:
         q=q,
         encode_seconds=t1 - t0,
         decode_seconds=t2 - t1,
-        frame_qps=dec.frame_qps,
+        frame_qps=encoded.frame_qps if encoded.frame_qps is not None else dec.frame_qps,
         frame_types=dec.frame_types,
         bitstream=bitstream,
     )

@@ -105,6 +105,47 @@ def decode_argv(exe: str, input_format: str, pix_fmt: str = "yuv420p10le") -> li
     ]  # fmt: skip
 
 
+def trace_headers_argv(exe: str, input_format: str) -> list[str]:
+    """Argv that prints every parameter-set, picture- and slice-header syntax element of a raw
+    Annex-B stream on stdin (FFmpeg's ``trace_headers`` bitstream filter, log on stderr)."""
+    return [
+        exe, "-hide_banner", "-nostdin", "-loglevel", "info", "-f", input_format, "-i", "pipe:0",
+        "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-",
+    ]  # fmt: skip
+
+
+_TRACE = re.compile(r"\]\s+\d+\s+(\w+)(?:\[[^\]]*\])*\s+[01]+\s+=\s+(-?\d+)\s*$")
+
+
+def slice_qps_from_trace(text: str) -> list[int]:
+    """Slice QP (``SliceQpY``) of every picture, in decoding order, from ``trace_headers`` output.
+
+    HEVC: ``26 + init_qp_minus26 + slice_qp_delta``; VVC: ``26 + pps_init_qp_minus26 +`` the
+    slice's ``sh_qp_delta`` or, when the QP delta is in the picture header, ``ph_qp_delta``. One value
+    per picture: only the first slice of a picture (``first_slice_segment_in_pic_flag`` for HEVC; VVC
+    streams here have one slice per picture) is counted.
+    """
+    init, ph_delta = 0, 0
+    qps: list[int] = []
+    first_slice = True
+    for line in text.splitlines():
+        m = _TRACE.search(line)
+        if not m:
+            continue
+        name, value = m.group(1), int(m.group(2))
+        if name in ("init_qp_minus26", "pps_init_qp_minus26"):
+            init = value
+        elif name == "ph_qp_delta":
+            ph_delta = value
+            qps.append(26 + init + ph_delta)
+            first_slice = False
+        elif name == "first_slice_segment_in_pic_flag":
+            first_slice = bool(value)
+        elif name in ("slice_qp_delta", "sh_qp_delta") and first_slice:
+            qps.append(26 + init + value)
+    return qps
+
+
 def run_ffmpeg(argv: Sequence[str], stdin: bytes | None = None, timeout: float = 600.0) -> bytes:
     """Run FFmpeg (see :func:`run_ffmpeg_capture`) and return its stdout."""
     return run_ffmpeg_capture(argv, stdin=stdin, timeout=timeout)[0]

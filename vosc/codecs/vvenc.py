@@ -28,6 +28,8 @@ from vosc.codecs.ffmpeg import (
     find_ffmpeg,
     run_ffmpeg,
     run_ffmpeg_capture,
+    slice_qps_from_trace,
+    trace_headers_argv,
     vvenc_encode_argv,
 )
 from vosc.codecs.yuv import crop, pack_planes, rgb_to_yuv420, unpack_planes, yuv420_to_rgb
@@ -170,12 +172,37 @@ class VVenCCodec(Codec):
             raise CodecError(f"vvenc produced an empty bitstream for {frames.shape} at q={q}")
         return stream
 
+    def stream_qps(self, bitstream: bytes) -> list[float] | None:
+        """Slice QP of each picture, read from the bitstream's slice headers (FFmpeg ``trace_headers``).
+
+        With ``-qpa 0`` VVenC codes every picture at one QP (its slice QP): the base QP plus the
+        intra / GOP-position offsets and QP-offset model of the low-delay configuration. Decoding
+        order equals display order (no picture reordering).
+        """
+        if self.vvenc_params.get("PicReordering", "0") != "0":
+            return None
+        _, stderr = run_ffmpeg_capture(trace_headers_argv(self.exe, "vvc"), stdin=bitstream, timeout=self.timeout)
+        return [float(q) for q in slice_qps_from_trace(stderr.decode(errors="replace"))]
+
     def decode_stream(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:
-        """Decode to RGB with per-frame access-unit sizes (PyAV) — see :func:`pyav_decode`.
+        """Decode to RGB with per-frame access-unit sizes (PyAV) — see :func:`pyav_decode` — and the
+        per-frame slice QPs (:meth:`stream_qps`).
 
         With the FFmpeg decoder, per-frame sizes come from :func:`vosc.codecs.annexb.access_unit_sizes`
         (identical to PyAV's parser on VVenC streams) and picture types are unknown.
         """
+        dec = self._decode_frames(bitstream, num_frames, height, width)
+        qps = self.stream_qps(bitstream)
+        if qps is not None and len(qps) != num_frames:
+            raise CodecError(f"vvenc: {len(qps)} slice QPs in the stream, expected {num_frames}")
+        dec.frame_qps = qps
+        return dec
+
+    def decode_pictures(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:
+        """:meth:`decode_stream` without the slice-QP pass (``frame_qps`` is ``None``)."""
+        return self._decode_frames(bitstream, num_frames, height, width)
+
+    def _decode_frames(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:
         use_pyav = self.decoder == "pyav" or (self.decoder == "auto" and _pyav_has_vvc())
         if use_pyav:
             return pyav_decode("vvc", bitstream, num_frames, height, width, coded_size(height, width))
@@ -193,7 +220,7 @@ class VVenCCodec(Codec):
 
     def decode(self, bitstream: bytes, num_frames: int, height: int, width: int) -> np.ndarray:
         """Decode to ``(num_frames, height, width, 3)`` uint8 RGB."""
-        return self.decode_stream(bitstream, num_frames, height, width).frames
+        return self._decode_frames(bitstream, num_frames, height, width).frames
 
     def compress(self, frames: np.ndarray, q: int | None) -> EncodedClip:
         """Encode then decode; ``bits = 8 * len(bitstream)``."""

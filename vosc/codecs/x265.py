@@ -12,13 +12,16 @@ decoder flushed.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import tempfile
 from fractions import Fraction
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from vosc.codecs.base import Codec, CodecError, DecodedStream, EncoderNotFoundError
+from vosc.codecs.base import Codec, CodecError, DecodedStream, EncodedStream, EncoderNotFoundError
 from vosc.codecs.common import PYAV_HINT, check_frames, import_av, pyav_decode, timed_compress
 from vosc.codecs.yuv import planes_to_i420, rgb_to_yuv420
 from vosc.types import EncodedClip
@@ -91,7 +94,7 @@ class X265Codec(Codec):
         w = width + width % 2
         return max(height + height % 2, MIN_CODED_HEIGHT), (w if w > 64 else MIN_CODED_WIDTH)
 
-    def _context(self, width: int, height: int, q: int, info: bool = False):  # type: ignore[no-untyped-def]
+    def _context(self, width: int, height: int, q: int, info: bool = False, csv: str | None = None):  # type: ignore[no-untyped-def]
         av = import_av()
         try:
             ctx = av.CodecContext.create(self.encoder, "w")
@@ -104,15 +107,38 @@ class X265Codec(Codec):
         ctx.time_base = Fraction(1, 25)
         ctx.framerate = Fraction(25, 1)
         ctx.thread_count = 1
-        ctx.options = {
-            "preset": self.preset,
-            "tune": self.tune,
-            "x265-params": x265_params_string(self.rate_control, q, self.keyint, info=info),
-        }
+        x265_params = x265_params_string(self.rate_control, q, self.keyint, info=info)
+        if csv is not None:
+            x265_params += f":csv={csv}:csv-log-level=1"
+        ctx.options = {"preset": self.preset, "tune": self.tune, "x265-params": x265_params}
         return ctx
 
     def encode(self, frames: np.ndarray, q: int) -> bytes:
         """Encode ``(T, H, W, 3)`` uint8 RGB frames to a raw HEVC Annex-B stream."""
+        return self._encode(frames, q, csv=None)
+
+    def encode_stream(self, frames: np.ndarray, q: int) -> EncodedStream:
+        """Encode like :meth:`encode` and read each frame's average QP from x265's frame log.
+
+        x265 writes its per-frame log (``csv=<file>:csv-log-level=1``, column ``QP``: the frame's
+        average QP after adaptive quantisation) to a temporary file while encoding; the log does not
+        change the bitstream (tested).
+
+        Returns:
+            The bitstream and ``T`` QPs in display order.
+
+        Raises:
+            CodecError: The log is missing or does not have one row per frame.
+        """
+        with tempfile.TemporaryDirectory(prefix="vosc-x265-") as tmp:
+            csv = os.path.join(tmp, "frames.csv")
+            if ":" in csv:
+                raise CodecError(f"x265 frame log path {csv!r} contains ':'; set TMPDIR to a path without it")
+            stream = self._encode(frames, q, csv=csv)
+            qps = parse_x265_csv(Path(csv), len(frames))
+        return EncodedStream(bitstream=stream, frame_qps=qps)
+
+    def _encode(self, frames: np.ndarray, q: int, csv: str | None) -> bytes:
         check_frames(frames, self.name)
         q = self.check_q(q)
         av = import_av()
@@ -120,7 +146,7 @@ class X265Codec(Codec):
         t, h, w = frames.shape[:3]
         padded = np.pad(frames, [(0, 0), (0, ch - h), (0, cw - w), (0, 0)], mode="edge")
         y, u, v = rgb_to_yuv420(padded, bit_depth=8)
-        ctx = self._context(cw, ch, q)
+        ctx = self._context(cw, ch, q, csv=csv)
         chunks: list[bytes] = []
         try:
             for i in range(t):
@@ -132,6 +158,8 @@ class X265Codec(Codec):
             raise CodecError(
                 f"x265 failed on frames {frames.shape} (coded {ch}x{cw}) at q={q}: {exc}"
             ) from exc
+        finally:
+            del ctx  # the last reference: closes the encoder, and x265 writes out its frame log
         stream = b"".join(chunks)
         if not stream:
             raise CodecError(f"x265 produced an empty bitstream for {frames.shape} at q={q}")
@@ -152,6 +180,32 @@ class X265Codec(Codec):
     def version(self) -> str:
         """``x265 <version> / PyAV <version> / libavcodec <version>``."""
         return _x265_version(self.encoder)
+
+
+def parse_x265_csv(path: Path, num_frames: int) -> list[float]:
+    """Per-frame average QP (column ``QP``) from an x265 frame log, ordered by ``POC``.
+
+    Raises:
+        CodecError: The file is missing, lacks the ``POC``/``QP`` columns, or has not ``num_frames``
+            rows with distinct POCs, naming the file.
+    """
+    try:
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    except OSError as exc:
+        raise CodecError(f"x265 frame log {path} could not be read: {exc}") from exc
+    if not lines:
+        raise CodecError(f"x265 frame log {path} is empty")
+    header = [c.strip() for c in lines[0].split(",")]
+    if "POC" not in header or "QP" not in header:
+        raise CodecError(f"x265 frame log {path} has no POC/QP columns: {header[:6]}")
+    i_poc, i_qp = header.index("POC"), header.index("QP")
+    rows = {}
+    for ln in lines[1:]:
+        cells = [c.strip() for c in ln.split(",")]
+        rows[int(cells[i_poc])] = float(cells[i_qp])
+    if sorted(rows) != list(range(num_frames)):
+        raise CodecError(f"x265 frame log {path} has POCs {sorted(rows)[:10]}..., expected 0..{num_frames - 1}")
+    return [rows[i] for i in range(num_frames)]
 
 
 @functools.lru_cache(maxsize=4)
