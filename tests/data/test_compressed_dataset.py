@@ -147,3 +147,12 @@ def test_odd_crop_sizes_are_coded_and_bits_per_pixel(synthetic_davis: Path, tmp_
         clip = ds[0]
         assert clip.frames.shape == (3, 33, 45, 3) and clip.bits > 0
         assert clip.coded_pixels == (3 * 33 * 45 if mode == "clip" else 3 * 96 * 160)
+
+
+def test_decode_policy_reaches_sequence_cache(tmp_path) -> None:
+    from vosc.data.compressed_dataset import CompressionSpec
+
+    spec = CompressionSpec(codec="x265", q=42, mode="sequence", cache_dir=tmp_path, decode_policy="partial")
+    assert spec.cache.decode_policy == "partial"
+    with pytest.raises(ValueError, match="decode_policy"):
+        CompressionSpec(codec="x265", q=42, mode="sequence", cache_dir=tmp_path, decode_policy="sometimes")

@@ -48,6 +48,9 @@ class CompressionSpec:
         mode: ``"clip"`` or ``"sequence"`` (see the module docstring).
         cache_dir: Bitstream cache folder for ``sequence`` mode (default ``~/.cache/vosc/bitstreams``).
         max_decoded_bytes: Decoded frames kept in memory per worker in ``sequence`` mode.
+        decode_policy: ``sequence`` mode decoding on an in-memory miss: ``"auto"`` (whole sequence when
+            it fits in ``max_decoded_bytes``, else from the preceding random-access point),
+            ``"partial"`` or ``"full"`` (see :class:`vosc.codecs.cache.SequenceCodecCache`).
         eval_q: Quality parameter of validation/test sequences (default: ``q`` if fixed, else the
             median of its values).
         codec_kwargs: Constructor arguments of the codec (e.g. ``{rate_control: qp}`` for x265).
@@ -55,13 +58,16 @@ class CompressionSpec:
 
     def __init__(self, codec: str = "none", q: int | Sequence[int] | str | dict[str, int] | None = None,
                  mode: Mode = "clip", cache_dir: str | Path | None = None, max_decoded_bytes: int = 1 << 30,
-                 eval_q: int | None = None, codec_kwargs: dict[str, Any] | None = None) -> None:
+                 decode_policy: str = "auto", eval_q: int | None = None, codec_kwargs: dict[str, Any] | None = None) -> None:
         if mode not in ("clip", "sequence"):
             raise ValueError(f"compression mode must be 'clip' or 'sequence', got {mode!r}")
         self.codec_name = codec
         self.mode: Mode = mode
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE
         self.max_decoded_bytes = int(max_decoded_bytes)
+        if decode_policy not in ("auto", "partial", "full"):
+            raise ValueError(f"decode_policy must be 'auto', 'partial' or 'full', got {decode_policy!r}")
+        self.decode_policy = decode_policy
         self.codec_kwargs = dict(codec_kwargs or {})
         self.q_values = self._parse_q(q)
         if codec != "none" and not self.q_values:
@@ -95,7 +101,8 @@ class CompressionSpec:
     def cache(self) -> SequenceCodecCache:
         """The sequence-mode cache (built lazily)."""
         if self._cache is None:
-            self._cache = SequenceCodecCache(self.cache_dir, self.max_decoded_bytes)
+            self._cache = SequenceCodecCache(self.cache_dir, self.max_decoded_bytes,
+                                             decode_policy=self.decode_policy)  # type: ignore[arg-type]
         return self._cache
 
     def sample_q(self, rng: np.random.Generator) -> int | None:
