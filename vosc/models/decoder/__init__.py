@@ -1,0 +1,1 @@
+"""FPN decoders."""

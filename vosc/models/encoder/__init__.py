@@ -1,0 +1,1 @@
+"""timm image encoders."""

@@ -1,0 +1,243 @@
+"""timm image encoders for AOT/AOST, returning four feature maps ``[f4, f8, f16, f16']``.
+
+* ``mobilenetv2``: timm ``mobilenetv2_100`` dilated to output stride 16; features after blocks 1, 2, 4
+  and after ``conv_head``/``bn2`` (channels 24/32/96/1280, strides 4/8/16/16).
+* ``resnet50``: timm ``resnet50`` without ``layer4`` (channels 256/512/1024, stride 16; the 4th feature
+  is ``layer3`` again, as in the reference).
+* ``swin_base``: timm ``swin_base_patch4_window7_224`` without its last stage, any input size (padded
+  internally to window multiples), plus one ``LayerNorm`` per output (channels 128/256/512/512).
+
+Batch norms are frozen (statistics and affine) when ``freeze_bn``; the stem and the first stage are frozen
+(no gradients) when ``freeze_at >= 2`` (the reference default).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.layers import BatchNormAct2d
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+ENCODER_DIMS: dict[str, tuple[int, int, int, int]] = {
+    "mobilenetv2": (24, 32, 96, 1280),
+    "resnet50": (256, 512, 1024, 1024),
+    "swin_base": (128, 256, 512, 512),
+}
+TIMM_NAMES: dict[str, str] = {
+    "mobilenetv2": "mobilenetv2_100",
+    "resnet50": "resnet50",
+    "swin_base": "swin_base_patch4_window7_224",
+}
+
+
+class FrozenBatchNormAct2d(nn.Module):
+    """Batch norm with fixed statistics and affine parameters (buffers), then the original activation.
+
+    Uses the fused ``F.batch_norm`` kernel (one pass) rather than separate scale/shift operations.
+    Buffers: ``weight``, ``bias``, ``running_mean``, ``running_var`` (same names as ``nn.BatchNorm2d``).
+    """
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        n = bn.num_features
+        self.eps = bn.eps
+        self.register_buffer("weight", bn.weight.detach().clone() if bn.affine else torch.ones(n))
+        self.register_buffer("bias", bn.bias.detach().clone() if bn.affine else torch.zeros(n))
+        self.register_buffer("running_mean", bn.running_mean.detach().clone())
+        self.register_buffer("running_var", bn.running_var.detach().clone())
+        self.act = bn.act if isinstance(bn, BatchNormAct2d) else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W)`` → same shape."""
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return self.act(x)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def freeze_batch_norms(module: nn.Module) -> nn.Module:
+    """Replace every ``BatchNorm2d`` (incl. timm's ``BatchNormAct2d``) in ``module`` by a frozen one."""
+    if isinstance(module, nn.BatchNorm2d):
+        return FrozenBatchNormAct2d(module)
+    for name, child in module.named_children():
+        new = freeze_batch_norms(child)
+        if new is not child:
+            setattr(module, name, new)
+    return module
+
+
+_MBV2_STAGE_SIZES = (1, 2, 3, 4, 3, 3, 1)
+_MBV2_EXPAND = {"conv.0.0": "conv_pw", "conv.0.1": "bn1", "conv.1.0": "conv_dw", "conv.1.1": "bn2",
+                "conv.2": "conv_pwl", "conv.3": "bn3"}
+_MBV2_FIRST = {"conv.0.0": "conv_dw", "conv.0.1": "bn1", "conv.1": "conv_pw", "conv.2": "bn2"}
+
+
+def _mbv2_key(rest: str) -> str | None:
+    m = re.match(r"features\.(\d+)\.(\d+|conv)\.(.+)$", rest)
+    if not m:
+        return None
+    idx, head, tail = int(m.group(1)), m.group(2), m.group(3)
+    if idx in (0, 18):
+        names = {0: ("conv_stem", "bn1"), 18: ("conv_head", "bn2")}[idx]
+        return f"{names[int(head)]}.{tail}" if head in ("0", "1") else None
+    stage, start = 0, 1
+    while idx >= start + _MBV2_STAGE_SIZES[stage]:
+        start += _MBV2_STAGE_SIZES[stage]
+        stage += 1
+    sub = f"conv.{tail}"
+    for src, dst in (_MBV2_FIRST if idx == 1 else _MBV2_EXPAND).items():
+        if sub.startswith(src + "."):
+            return f"blocks.{stage}.{idx - start}.{dst}.{sub[len(src) + 1:]}"
+    return None
+
+
+def _swin_key(rest: str) -> str | None:
+    if "relative_position_index" in rest or "attn_mask" in rest:
+        return None
+    m = re.match(r"norm(\d)\.(.+)$", rest)
+    if m:
+        return f"@norms.{m.group(1)}.{m.group(2)}"
+    m = re.match(r"layers\.(\d)\.downsample\.(.+)$", rest)
+    if m:  # timm puts the patch merging at the start of the next stage
+        nxt = int(m.group(1)) + 1
+        return None if nxt > 2 else f"layers_{nxt}.downsample.{m.group(2)}"
+    m = re.match(r"layers\.(\d)\.(.+)$", rest)
+    if m:
+        return None if int(m.group(1)) > 2 else f"layers_{m.group(1)}.{m.group(2)}"
+    return rest
+
+
+def encoder_key_to_timm(name: str, key: str) -> str | None:
+    """Map a reference/torchvision encoder key (without ``encoder.``) to this module's key.
+
+    MobileNetV2 ``features.N...`` → ``net.blocks.S.I...`` (``conv_stem``/``bn1``/``conv_head``/``bn2`` at the
+    ends); ResNet-50 names are unchanged; the Swin reference's ``layers.i``/``norm{i}`` → timm
+    ``layers_i``/``norms.i``. Returns ``None`` for keys this module deliberately lacks
+    (``num_batches_tracked``, Swin's 4th stage and the patch merging into it, Swin index buffers).
+    """
+    if key.endswith("num_batches_tracked"):
+        return None
+    if name == "mobilenetv2":
+        new = _mbv2_key(key)
+    elif name == "swin_base":
+        new = _swin_key(key)
+        if new is not None and new.startswith("@"):
+            return new[1:]
+    else:
+        new = key
+    return None if new is None else "net." + new
+
+
+def _freeze(module: nn.Module) -> None:
+    for p in module.parameters():
+        p.requires_grad_(False)
+
+
+class TimmBackbone(nn.Module):
+    """A timm encoder giving the four AOT feature maps.
+
+    Args:
+        name: ``"mobilenetv2"``, ``"resnet50"`` or ``"swin_base"``.
+        pretrained: ``False``; ``True`` (timm's cache / hub); or a path to a state dict in timm names
+            (timm ``.pth``/``.safetensors``) or torchvision names (e.g. the reference's
+            ``mobilenet_v2-b0353104.pth``, ``resnet50`` ImageNet weights).
+        freeze_bn: Replace batch norms by frozen ones (statistics and affine parameters fixed).
+        freeze_at: ``>= 1`` freezes the stem, ``>= 2`` also the first stage (4× features).
+    """
+
+    def __init__(self, name: str = "mobilenetv2", pretrained: bool | str = False, freeze_bn: bool = True,
+                 freeze_at: int = 2) -> None:
+        super().__init__()
+        if name not in ENCODER_DIMS:
+            raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODER_DIMS)}")
+        self.name = name
+        self.dims = ENCODER_DIMS[name]
+        use_hub = pretrained is True
+        if name == "mobilenetv2":
+            self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, output_stride=16,
+                                         num_classes=0, global_pool="")
+            self.net.classifier = nn.Identity()
+        elif name == "resnet50":
+            self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, features_only=True,
+                                         out_indices=(1, 2, 3))
+        else:
+            self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, features_only=True,
+                                         out_indices=(0, 1, 2), strict_img_size=False)
+            self.norms = nn.ModuleList(nn.LayerNorm(d) for d in self.dims[:3])
+        if isinstance(pretrained, (str, Path)) and pretrained:
+            self.load_pretrained(Path(pretrained))
+        if freeze_bn:
+            self.net = freeze_batch_norms(self.net)
+        self._freeze_stages(freeze_at)
+
+    def load_pretrained(self, path: Path) -> None:
+        """Load timm-named weights from ``path`` (classifier/head keys are ignored)."""
+        if not path.is_file():
+            raise FileNotFoundError(f"encoder weights not found: {path}")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state.get("model", state))
+        own = self.net.state_dict()
+        if not any(k in own for k in state):  # torchvision / reference names
+            state = {new[len("net."):]: v for k, v in state.items()
+                     if (new := encoder_key_to_timm(self.name, k)) is not None and new.startswith("net.")}
+        picked = {k: v for k, v in state.items() if k in own}
+        missing = sorted(set(own) - set(picked) - {k for k in own if k.endswith("num_batches_tracked")})
+        if missing:
+            raise KeyError(f"{path}: encoder weights lack {len(missing)} keys, e.g. {missing[:8]}")
+        self.net.load_state_dict(picked, strict=False)
+        log.info("loaded %d encoder tensors from %s", len(picked), path)
+
+    def _freeze_stages(self, freeze_at: int) -> None:
+        net = self.net
+        if self.name == "mobilenetv2":
+            stem, first = [net.conv_stem, net.bn1], [net.blocks[0], net.blocks[1]]
+        elif self.name == "resnet50":
+            stem, first = [net.conv1, net.bn1], [net.layer1]
+        else:
+            stem, first = [net.patch_embed], [net.layers_0]
+        if freeze_at >= 1:
+            for m in stem:
+                _freeze(m)
+        if freeze_at >= 2:
+            for m in first:
+                _freeze(m)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Encode images.
+
+        Args:
+            x: ``(B, 3, H, W)`` ImageNet-normalised images.
+
+        Returns:
+            Four maps ``(B, C_i, H/s_i, W/s_i)`` with strides 4, 8, 16, 16 and channels ``self.dims``.
+        """
+        if self.name == "mobilenetv2":
+            net = self.net
+            x = net.bn1(net.conv_stem(x))
+            feats = []
+            for i, block in enumerate(net.blocks):
+                x = block(x)
+                if i in (1, 2, 4):
+                    feats.append(x)
+            feats.append(net.bn2(net.conv_head(x)))
+            return feats
+        feats = list(self.net(x))
+        if self.name == "swin_base":
+            # timm returns Swin features channels-last (B, H, W, C)
+            feats = [norm(f).permute(0, 3, 1, 2).contiguous() for norm, f in zip(self.norms, feats)]
+        feats.append(feats[-1])
+        return feats

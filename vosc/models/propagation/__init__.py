@@ -1,0 +1,1 @@
+"""Identity bank, position encoding, attention and (S-)LSTT blocks."""

@@ -1,0 +1,205 @@
+"""AOT / AOST video object segmentation network (pure ``nn.Module``; the per-video state machine is
+:class:`vosc.inference.propagator.Propagator`).
+
+One object serves every depth: depth ``n' ≤ num_layers`` uses the first ``n'`` (S-)LSTT layers, the
+output norms of those layers and (AOST) decoder input conv ``n'``. AOT models (non-scalable decoder)
+decode only at full depth.
+
+Parameter names follow the official checkpoints except ``LSTT`` → ``lstt``, ``patch_wise_id_bank`` →
+``id_bank.conv``, ``id_norm`` → ``id_bank.norm`` and the timm encoder names (see
+:mod:`vosc.checkpoints.official`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vosc.models.decoder.fpn import FPNDecoder, decoder_input
+from vosc.models.encoder.timm_backbone import TimmBackbone
+from vosc.models.propagation.id_bank import IDBank, one_hot_ids
+from vosc.models.propagation.memory import LayerMemory
+from vosc.models.propagation.position import PositionEmbeddingSine
+from vosc.models.propagation.s_lstt import LongShortTermTransformer
+
+log = logging.getLogger(__name__)
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "aott": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 1},
+    "aots": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 2},
+    "aotb": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 3},
+    "aotl": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 3},
+    "r50_aotl": {"encoder": "resnet50", "block": "lstt", "num_layers": 3},
+    "swinb_aotl": {"encoder": "swin_base", "block": "lstt", "num_layers": 3},
+    "aost": {"encoder": "mobilenetv2", "block": "slstt", "num_layers": 3},
+    "r50_aost": {"encoder": "resnet50", "block": "slstt", "num_layers": 3},
+    "swinb_aost": {"encoder": "swin_base", "block": "slstt", "num_layers": 3},
+    "aost_share": {"encoder": "mobilenetv2", "block": "slstt", "num_layers": 3, "shared_layers": True},
+}
+
+
+class VOSModel(nn.Module):
+    """AOT (``block="lstt"``) or AOST (``block="slstt"``) network.
+
+    Args:
+        encoder: ``"mobilenetv2"``, ``"resnet50"`` or ``"swin_base"``.
+        block: ``"lstt"`` (AOT) or ``"slstt"`` (AOST; scalable decoder, ID LayerNorm).
+        num_layers: ``n_l``.
+        shared_layers: One S-LSTT block reused for every layer (AOST-share; decoder sees only the last
+            layer's output).
+        d_model: Token width (256).
+        num_heads: Attention heads (8).
+        max_obj: Identities besides background (10).
+        ffn_dim: FFN width (1024).
+        droppath: Stochastic-depth rate of self-attention and FFN branches.
+        pretrained: Encoder weights: ``False``, ``True`` (timm cache/hub) or a file path.
+        freeze_bn: Frozen batch norms in the encoder.
+        freeze_at: Encoder freezing (2 = stem + first stage).
+        max_dis: Short-term window radius (7 → 15×15).
+        align_corners: ``None`` → ``False`` for Swin (16×16 ID patches, 16k inputs), else ``True``.
+    """
+
+    stride: int = 16
+
+    def __init__(self, encoder: str = "mobilenetv2", block: str = "slstt", num_layers: int = 3,
+                 shared_layers: bool = False, d_model: int = 256, num_heads: int = 8, max_obj: int = 10,
+                 ffn_dim: int = 1024, droppath: float = 0.1, pretrained: bool | str = False,
+                 freeze_bn: bool = True, freeze_at: int = 2, max_dis: int = 7,
+                 align_corners: bool | None = None) -> None:
+        super().__init__()
+        if shared_layers and block != "slstt":
+            raise ValueError("shared_layers is only defined for block='slstt' (AOST-share)")
+        self.max_obj = max_obj
+        self.num_layers = num_layers
+        self.block_type = block
+        self.d_model = d_model
+        self.align_corners = (encoder != "swin_base") if align_corners is None else align_corners
+        self.scalable = block == "slstt"
+        self.intermediate = not shared_layers
+        self.encoder = TimmBackbone(encoder, pretrained=pretrained, freeze_bn=freeze_bn, freeze_at=freeze_at)
+        dims = self.encoder.dims
+        self.encoder_projector = nn.Conv2d(dims[-1], d_model, kernel_size=1)
+        nn.init.xavier_uniform_(self.encoder_projector.weight)
+        self.lstt = LongShortTermTransformer(num_layers, block, shared_layers, d_model, num_heads, ffn_dim,
+                                             droppath, max_dis)
+        if self.scalable:
+            in_dims = [d_model * (i + 2) if self.intermediate else d_model for i in range(num_layers)]
+        else:
+            in_dims = [d_model * (num_layers + 1)]
+        self.decoder = FPNDecoder(in_dims, max_obj + 1, d_model, dims, self.align_corners, scalable=self.scalable)
+        self.id_bank = IDBank(max_obj + 1, d_model, self.align_corners, use_norm=block == "slstt")
+        self.pos_generator = PositionEmbeddingSine(d_model // 2)
+        self._pos_cache: dict[tuple[int, int, str], Tensor] = {}
+
+    # ----------------------------------------------------------------------------------- pieces
+    def check_depth(self, depth: int) -> int:
+        """Validate a depth ``n'`` (AOT: only ``num_layers``)."""
+        if not 1 <= depth <= self.num_layers:
+            raise ValueError(f"depth {depth} outside 1..{self.num_layers}")
+        if not self.scalable and depth != self.num_layers:
+            raise ValueError(f"AOT (block='lstt') decodes only at its full depth {self.num_layers}, not {depth}")
+        return depth
+
+    def encode(self, frames: Tensor) -> list[Tensor]:
+        """Encode frames ``(B, 3, H, W)`` → ``[f4, f8, f16, p16]`` with ``p16 (B, d_model, h, w)`` projected."""
+        feats = self.encoder(frames)
+        feats[-1] = self.encoder_projector(feats[-1])
+        return feats
+
+    def id_embedding(self, masks: Tensor) -> Tensor:
+        """Identity tokens ``(B, h*w, d_model)`` of ``(B, 1, H, W)`` ids or ``(B, 11, H, W)`` probabilities."""
+        return self.id_bank(one_hot_ids(masks, self.max_obj + 1))
+
+    def position(self, size_2d: tuple[int, int], device: torch.device) -> Tensor:
+        """Position encoding ``(1, h*w, d_model)`` (cached per size and device)."""
+        key = (size_2d[0], size_2d[1], str(device))
+        if key not in self._pos_cache:
+            with torch.inference_mode(False):  # stays usable by autograd after an inference-mode first use
+                self._pos_cache[key] = self.pos_generator(*size_2d, device=device).unsqueeze(0)
+        return self._pos_cache[key]
+
+    def tokens(self, feats: Sequence[Tensor]) -> tuple[Tensor, tuple[int, int]]:
+        """Projected 1/16 feature as tokens ``(B, h*w, C)`` and its grid size."""
+        p16 = feats[-1]
+        return p16.flatten(2).transpose(1, 2), (p16.shape[-2], p16.shape[-1])
+
+    def propagate(self, x: Tensor, size_2d: tuple[int, int], start: int, stop: int,
+                  memories: list[LayerMemory] | None = None, id_emb: Tensor | None = None
+                  ) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]]]:
+        """Layers ``start..stop-1`` on tokens ``x`` ``(B, h*w, C)`` (see ``LongShortTermTransformer.run``)."""
+        pos = self.position(size_2d, x.device).to(x.dtype)
+        return self.lstt.run(x, pos, size_2d, start, stop, memories, id_emb)
+
+    def fuse(self, layer: int, kv: tuple[Tensor, Tensor], id_emb: Tensor) -> tuple[Tensor, Tensor]:
+        """Memory key/value ``(B, h*w, C)`` of layer ``layer`` from its unfused ``kv`` and identities."""
+        return self.lstt.block(layer).fuse(kv[0], kv[1], id_emb)
+
+    def decode(self, feats: Sequence[Tensor], outs: Sequence[Tensor], depth: int) -> Tensor:
+        """Identity logits at depth ``depth`` from the raw outputs of layers ``1..≥depth``.
+
+        Args:
+            feats: Encoder features from :meth:`encode`.
+            outs: Raw LSTT outputs ``(B, h*w, C)``, at least ``depth`` of them.
+            depth: ``n'``.
+
+        Returns:
+            ``(B, max_obj + 1, H/4, W/4)`` logits (no masking of unused identities).
+        """
+        self.check_depth(depth)
+        if len(outs) < depth:
+            raise ValueError(f"decode at depth {depth} needs {depth} layer outputs, got {len(outs)}")
+        size_2d = (feats[-1].shape[-2], feats[-1].shape[-1])
+        if self.intermediate:
+            normed = [self.lstt.norm(i, outs[i]) for i in range(depth)]
+        else:
+            normed = [self.lstt.norm(depth - 1, outs[depth - 1])]
+        x = decoder_input(feats[-1], normed, size_2d, self.intermediate)
+        return self.decoder(x, feats, depth - 1)
+
+    def upsample(self, logits: Tensor, size: tuple[int, int]) -> Tensor:
+        """Bilinear upsampling of ``(B, K, h, w)`` logits to ``size`` (``align_corners`` as the reference)."""
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
+
+    def forward(self, frames: Tensor, masks: Tensor, depths: Sequence[int] | None = None) -> list[dict[int, Tensor]]:
+        """Teacher-forced pass over clips: frame 0 is the reference, later frames use the GT memory.
+
+        Args:
+            frames: ``(B, T, 3, H, W)``.
+            masks: ``(B, T, 1, H, W)`` int64 ids (GT).
+            depths: Depths to decode (default: full depth).
+
+        Returns:
+            For frames ``1..T-1``: ``{depth: logits (B, max_obj+1, H, W)}``.
+        """
+        from vosc.inference.propagator import Propagator
+
+        prop = Propagator(self, long_term_gap=2)
+        prop.add_reference(frames[:, 0], masks[:, 0], self.max_obj)
+        results = []
+        for t in range(1, frames.shape[1]):
+            results.append(prop.step(frames[:, t], depths))
+            prop.update_memory(masks[:, t])
+        return results
+
+
+def build_model(name: str, **overrides: Any) -> VOSModel:
+    """Build a named variant (``aott``, ``aots``, ``aotb``, ``aotl``, ``r50_aotl``, ``swinb_aotl``, ``aost``,
+    ``r50_aost``, ``swinb_aost``, ``aost_share``) with constructor overrides."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown model variant {name!r}; expected one of {sorted(VARIANTS)}")
+    return VOSModel(**{**VARIANTS[name], **overrides})
+
+
+def set_local_attention_impl(model: VOSModel, impl: str) -> None:
+    """Switch every short-term attention of ``model`` to ``"fast"`` or ``"unfold"`` (reference-style path,
+    for speed comparisons; same outputs up to float rounding)."""
+    if impl not in ("fast", "unfold"):
+        raise ValueError(f"impl must be 'fast' or 'unfold', got {impl!r}")
+    for m in model.modules():
+        if m.__class__.__name__ == "LocalAttention":
+            m.impl = impl
