@@ -1,0 +1,425 @@
+"""Lightning module of VOS training: sequential clip training with scalable supervision, validation J&F.
+
+Training step over a clip ``(B, T, 3, H, W)`` (frame 0 = reference):
+
+1. Identities are shuffled per sample (background kept): object ``k`` is fed to the network as
+   ``perm[k]``; predicted logits are mapped back, and identities above the sample's object count are
+   masked out.
+2. ``Propagator.add_reference(frame 0, gt 0)``; the reference frame is also predicted from its own memory
+   for the auxiliary loss, weighted ``aux_weight * max(0, 1 - step / (aux_ratio * total_steps))``.
+3. For ``t = 1..T-1``: one S-LSTT pass to the deepest supervised depth, the decoder per depth, loss per
+   depth; memory is updated with the ground truth before ``seq_switch_ratio * total_steps`` and with the
+   detached full-depth prediction afterwards (when the ID bank also stops training).
+4. ``loss = sum_d alpha^d L_d / sum_d alpha^d + aux``; a non-finite loss raises
+   :class:`NonFiniteLossError` naming the step, batch and sequences.
+
+Validation runs every clip separately at each depth (memory from that depth's own predictions, as in
+inference) and reports DAVIS J&F per depth (``val/J&F_d{d}``; ``val/J&F`` = deepest) and ``val/bpp``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vosc.losses.segmentation import SegmentationLoss, combine_depths
+from vosc.types import VOSBatch
+from vosc.utils.optim import DEFAULT_NO_DECAY_KEYS, WarmupPolyLR, param_groups
+
+log = logging.getLogger(__name__)
+
+NEG_INF = -1e4  # safe in fp16/bf16 and float32
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names step, batch and sequences."""
+
+
+class ConfigError(ValueError):
+    """An invalid training configuration, detected before training starts."""
+
+
+def shuffle_permutation(num_ids: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
+    """Per-sample random permutations of identities ``1..num_ids-1`` with background fixed.
+
+    Args:
+        num_ids: Number of identity slots including background (``max_obj + 1``).
+        batch: ``B``.
+        generator: Optional RNG.
+
+    Returns:
+        ``(B, num_ids)`` int64, ``perm[:, 0] == 0``.
+    """
+    rand = torch.rand(batch, num_ids - 1, generator=generator)
+    perm = rand.argsort(dim=1) + 1
+    return torch.cat([torch.zeros(batch, 1, dtype=torch.long), perm], dim=1)
+
+
+def apply_permutation(masks: Tensor, perm: Tensor) -> Tensor:
+    """Relabel id masks: ``out = perm[b, masks]``.
+
+    Args:
+        masks: ``(B, ...)`` int64 ids.
+        perm: ``(B, N)`` permutations.
+
+    Returns:
+        Same shape as ``masks``.
+    """
+    b = masks.shape[0]
+    flat = masks.reshape(b, -1)
+    return torch.gather(perm, 1, flat).reshape(masks.shape)
+
+
+def unshuffle_logits(logits: Tensor, perm: Tensor, num_objects: Tensor) -> Tensor:
+    """Map logits from shuffled to original identities and mask unused identities.
+
+    Args:
+        logits: ``(B, N, H, W)`` in the shuffled identity space.
+        perm: ``(B, N)`` permutation used for the inputs (original ``k`` -> shuffled ``perm[k]``).
+        num_objects: ``(B,)`` objects per sample.
+
+    Returns:
+        ``(B, N, H, W)`` float32 logits in the original identity space, ids ``> num_objects`` at ``-1e4``.
+    """
+    b, n, h, w = logits.shape
+    idx = perm.to(logits.device).view(b, n, 1, 1).expand(b, n, h, w)
+    out = torch.gather(logits.float(), 1, idx)
+    unused = torch.arange(n, device=logits.device).view(1, n) > num_objects.view(b, 1)
+    return out.masked_fill(unused.view(b, n, 1, 1), NEG_INF)
+
+
+class VOSModule(L.LightningModule):
+    """Trains a :class:`~vosc.models.vos_model.VOSModel` (AOT / AOST) on clips of (decoded) frames.
+
+    Args:
+        model: The network; if ``None``, built from ``model_config`` (a Hydra node with ``_target_``).
+        model_config: Plain-dict model config stored in the checkpoint so that
+            ``VOSModule.load_from_checkpoint(path)`` can rebuild the network.
+        loss: Per-frame segmentation loss (default 0.5 bootstrapped CE + 0.5 soft Jaccard).
+        alpha: Scalable-supervision base (``> 0``; ``inf`` = deepest only).
+        depths: Supervised depths; ``None`` = ``1..num_layers`` for S-LSTT, ``[num_layers]`` for LSTT.
+        val_depths: Depths evaluated in validation; ``None`` = the supervised depths.
+        lr: Peak learning rate.
+        min_lr: Final learning rate of the poly schedule.
+        weight_decay: AdamW weight decay (not on biases, norms, position tables).
+        encoder_lr_ratio: Encoder learning-rate factor.
+        warmup_ratio: Share of the steps used for linear warm-up.
+        lr_power: Poly exponent.
+        betas: AdamW betas.
+        no_decay_keys: Name substrings exempt from weight decay.
+        seq_switch_ratio: Share of the steps after which the memory uses detached predictions.
+        aux_weight: Initial weight of the reference-frame auxiliary loss (0 disables it).
+        aux_ratio: The auxiliary weight reaches 0 after ``aux_ratio * total_steps`` steps.
+        train_long_term_gap: Long-term memory gap while training (reference: 2).
+        val_long_term_gap: Long-term memory gap in validation (reference: 5).
+        shuffle_ids: Shuffle identities per sample while training.
+        total_steps: Total steps for the schedules; ``None`` = the trainer's estimate.
+        seed: Base of the per-step RNG seeding (identity shuffling, DropPath) for exact resumption.
+        vis_frames: Frames of the first validation clip kept for image logging (0 disables).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        model_config: dict[str, Any] | None = None,
+        loss: nn.Module | None = None,
+        alpha: float = 2.0,
+        depths: Sequence[int] | None = None,
+        val_depths: Sequence[int] | None = None,
+        lr: float = 2e-4,
+        min_lr: float = 2e-5,
+        weight_decay: float = 0.07,
+        encoder_lr_ratio: float = 0.1,
+        warmup_ratio: float = 0.05,
+        lr_power: float = 0.9,
+        betas: Sequence[float] = (0.9, 0.999),
+        no_decay_keys: Sequence[str] = DEFAULT_NO_DECAY_KEYS,
+        seq_switch_ratio: float = 0.5,
+        aux_weight: float = 1.0,
+        aux_ratio: float = 1.0,
+        train_long_term_gap: int = 2,
+        val_long_term_gap: int = 5,
+        shuffle_ids: bool = True,
+        total_steps: int | None = None,
+        seed: int = 0,
+        vis_frames: int = 5,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "loss"])
+        if model is None:
+            if model_config is None:
+                raise ConfigError("VOSModule needs `model` or `model_config`")
+            from hydra.utils import instantiate
+
+            model = instantiate(model_config)
+        self.model = model
+        self.loss_fn = loss if loss is not None else SegmentationLoss()
+        num_layers = int(getattr(model, "num_layers", 1))
+        scalable = self._is_scalable(model)
+        self.depths = self._check_depths(depths, num_layers, scalable, "lit.depths")
+        self.val_depths = self._check_depths(val_depths, num_layers, True, "lit.val_depths") if val_depths else self.depths
+        if not (alpha > 0):
+            raise ConfigError(f"lit.alpha must be > 0 (or inf for deepest-only supervision), got {alpha}")
+        self.alpha = float(alpha)
+        if not 0.0 <= seq_switch_ratio <= 1.0:
+            raise ConfigError(f"lit.seq_switch_ratio must be in [0, 1], got {seq_switch_ratio}")
+        self.num_ids = int(getattr(model, "max_obj", 10)) + 1
+        self.vis_sample: dict[str, Any] | None = None
+        self._val_stats: dict[int, dict[str, list[Any]]] = {}
+        self._val_bpp: list[tuple[str, float]] = []
+
+    # ------------------------------------------------------------------ configuration checks
+    @staticmethod
+    def _is_scalable(model: nn.Module) -> bool:
+        if hasattr(model, "scalable"):
+            return bool(model.scalable)
+        return str(getattr(model, "block_type", "slstt")).lower() == "slstt"
+
+    @staticmethod
+    def _check_depths(depths: Sequence[int] | None, num_layers: int, scalable: bool, key: str) -> list[int]:
+        valid = list(range(1, num_layers + 1))
+        if depths is None:
+            return valid if scalable else [num_layers]
+        out = sorted({int(d) for d in depths})
+        bad = [d for d in out if d not in valid]
+        if bad or not out:
+            raise ConfigError(f"{key}={list(depths)}: depth(s) {bad} exceed the model's layers; valid choices: {valid}")
+        if not scalable and out != [num_layers]:
+            raise ConfigError(
+                f"{key}={out}: an LSTT (AOT) model is trained at its full depth only; valid choice: [{num_layers}]"
+            )
+        return out
+
+    @property
+    def total_steps(self) -> int:
+        """Schedule length: ``hparams.total_steps`` or the trainer's number of optimiser steps."""
+        if self.hparams.total_steps:
+            return int(self.hparams.total_steps)
+        trainer = self._trainer
+        if trainer is None:
+            return 1
+        if trainer.max_steps and trainer.max_steps > 0:
+            return int(trainer.max_steps)
+        est = trainer.estimated_stepping_batches
+        return int(est) if math.isfinite(est) else 1
+
+    @property
+    def switch_step(self) -> int:
+        """First step whose memory comes from detached predictions."""
+        return int(self.hparams.seq_switch_ratio * self.total_steps)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with the reference's parameter groups and a per-step warm-up + poly schedule."""
+        hp = self.hparams
+        groups = param_groups(
+            self.model, hp.weight_decay, encoder_lr_ratio=hp.encoder_lr_ratio, no_decay_keys=tuple(hp.no_decay_keys)
+        )
+        opt = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
+        sched = WarmupPolyLR(
+            opt,
+            total_steps=self.total_steps,
+            base_lr=hp.lr,
+            min_lr=hp.min_lr,
+            warmup_ratio=hp.warmup_ratio,
+            power=hp.lr_power,
+            switch_step=self.switch_step,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Seed the RNG from (seed, step, rank) so that a resumed run draws the same numbers."""
+        s = (int(self.hparams.seed) * 1_000_003 + self.global_step * 1009 + self.global_rank) % (2**63 - 1)
+        torch.manual_seed(s)
+
+    # ------------------------------------------------------------------ training
+    def _propagator(self, gap: int) -> Any:
+        from vosc.inference.propagator import Propagator
+
+        # identities are masked by this module after un-shuffling (the propagator would mask shuffled ids)
+        return Propagator(self.model, long_term_gap=gap, mask_unused=False)
+
+    def aux_weight_at(self, step: int) -> float:
+        """Weight of the reference-frame auxiliary loss at ``step``."""
+        hp = self.hparams
+        span = hp.aux_ratio * self.total_steps
+        if hp.aux_weight <= 0 or span <= 0:
+            return 0.0
+        return float(hp.aux_weight) * max(0.0, 1.0 - step / span)
+
+    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor, n_obj: Tensor) -> tuple[dict[int, Tensor], Tensor]:
+        """Loss per depth (mean over the batch) and the deepest unshuffled logits."""
+        step, total = self.global_step, self.total_steps
+        out: dict[int, Tensor] = {}
+        deepest = None
+        for d in self.depths:
+            lg = unshuffle_logits(logits[d], perm, n_obj)
+            out[d] = self.loss_fn(lg, target, step, total).mean()
+            deepest = lg
+        assert deepest is not None
+        return out, deepest
+
+    def training_step(self, batch: VOSBatch, batch_idx: int) -> Tensor:
+        """Sequential training over the clip; returns the scalable-supervision loss."""
+        frames, masks, n_obj = batch.frames, batch.masks, batch.num_objects
+        b, t = frames.shape[:2]
+        perm = shuffle_permutation(self.num_ids, b) if self.hparams.shuffle_ids else (
+            torch.arange(self.num_ids).expand(b, -1).clone()
+        )
+        perm = perm.to(masks.device)
+        fed = apply_permutation(masks, perm)  # (B, T, 1, H, W) identities as the network sees them
+        use_pred = self.global_step >= self.switch_step
+        prop = self._propagator(self.hparams.train_long_term_gap)
+        prop.add_reference(frames[:, 0], fed[:, 0], n_obj)
+        per_depth: dict[int, list[Tensor]] = {d: [] for d in self.depths}
+        aux_w = self.aux_weight_at(self.global_step)
+        aux = frames.new_zeros(())
+        if aux_w > 0:
+            ref_losses, _ = self._frame_losses(prop.step(frames[:, 0], self.depths), masks[:, 0], perm, n_obj)
+            aux = combine_depths(ref_losses, self.alpha)
+        for i in range(1, t):
+            frame_losses, deepest = self._frame_losses(prop.step(frames[:, i], self.depths), masks[:, i], perm, n_obj)
+            for d, v in frame_losses.items():
+                per_depth[d].append(v)
+            if i < t - 1:
+                if use_pred:
+                    pred = deepest.detach().argmax(dim=1, keepdim=True)
+                    prop.update_memory(apply_permutation(pred, perm))
+                else:
+                    prop.update_memory(fed[:, i])
+        depth_loss = {d: torch.stack(v).mean() for d, v in per_depth.items()}
+        loss = combine_depths(depth_loss, self.alpha) + aux_w * aux
+        self._check_finite(loss, depth_loss, aux, batch, batch_idx)
+        logs = {f"train/loss_d{d}": v.detach() for d, v in depth_loss.items()}
+        logs.update({"train/loss": loss.detach(), "train/aux_loss": aux.detach(), "train/aux_weight": aux_w})
+        logs["train/memory_from_pred"] = float(use_pred)
+        logs["train/bpp"] = batch.bpp.float().mean()
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=b, prog_bar=False)
+        self.log("loss", loss.detach(), on_step=True, prog_bar=True, logger=False, batch_size=b)
+        return loss
+
+    def _check_finite(self, loss: Tensor, depth_loss: dict[int, Tensor], aux: Tensor, batch: VOSBatch, idx: int) -> None:
+        if torch.isfinite(loss):
+            return
+        parts = {f"depth {d}": float(v.detach()) for d, v in depth_loss.items()} | {"aux": float(aux.detach())}
+        raise NonFiniteLossError(
+            f"non-finite training loss {float(loss)} at step {self.global_step}, batch {idx}, "
+            f"epoch {self.current_epoch}, sequences {list(batch.sequences)}; per-term values {parts}"
+        )
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def predict_clip(self, frames: Tensor, first_mask: Tensor, num_objects: Tensor, depth: int) -> Tensor:
+        """Semi-supervised inference of clips at one depth (memory from this depth's own predictions).
+
+        Frames are zero-padded (bottom/right) to multiples of the model stride and predictions cropped back.
+
+        Args:
+            frames: ``(B, T, 3, H, W)`` normalised frames.
+            first_mask: ``(B, 1, H, W)`` int64 ids of frame 0.
+            num_objects: ``(B,)``.
+            depth: Inference depth.
+
+        Returns:
+            ``(B, T, H, W)`` int64 predicted ids (frame 0 = the given mask).
+        """
+        h, w = frames.shape[-2:]
+        s = int(getattr(self.model, "stride", 16))
+        ph, pw = (-h) % s, (-w) % s
+        if ph or pw:
+            frames = F.pad(frames.flatten(0, 1), (0, pw, 0, ph)).unflatten(0, frames.shape[:2])
+            first_mask = F.pad(first_mask, (0, pw, 0, ph))
+        prop = self._propagator(self.hparams.val_long_term_gap)
+        prop.add_reference(frames[:, 0], first_mask, num_objects)
+        preds = [first_mask[:, 0]]
+        ident = torch.arange(self.num_ids, device=frames.device).expand(frames.shape[0], -1)
+        for i in range(1, frames.shape[1]):
+            logits = unshuffle_logits(prop.step(frames[:, i], [depth])[depth], ident, num_objects)
+            pred = logits.argmax(dim=1, keepdim=True)
+            preds.append(pred[:, 0])
+            if i < frames.shape[1] - 1:
+                prop.update_memory(pred)
+        return torch.stack(preds, dim=1)[..., :h, :w]
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the per-sequence accumulators."""
+        self._val_stats = {d: {} for d in self.val_depths}  # type: ignore[misc]
+        self._val_bpp = []
+        self.vis_sample = None
+
+    def validation_step(self, batch: VOSBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Predict each clip at each validation depth; store per-object J and F by sequence."""
+        from vosc.metrics.jf import evaluate_sequence
+
+        has_mask = batch.extras.get("has_mask")
+        if has_mask is not None and not bool(has_mask.all()):
+            raise ValueError(
+                f"validation sequences {list(batch.sequences)} lack ground truth for some frames; J&F needs "
+                "fully annotated sequences (use DAVIS or the synthetic set for validation)"
+            )
+        preds = {d: self.predict_clip(batch.frames, batch.masks[:, 0], batch.num_objects, d) for d in self.val_depths}
+        gts = batch.masks[:, :, 0].cpu().numpy()
+        for j, name in enumerate(batch.sequences):
+            n = int(batch.num_objects[j])
+            for d in self.val_depths:
+                seq = evaluate_sequence(gts[j], preds[d][j].cpu().numpy(), sequence=name, num_objects=n)
+                self._val_stats[d][f"{dataloader_idx}/{name}"] = seq.object_stats()  # type: ignore[index]
+            self._val_bpp.append((f"{dataloader_idx}/{name}", float(batch.bpp[j])))
+        if batch_idx == 0 and self.hparams.vis_frames > 0:
+            k = int(self.hparams.vis_frames)
+            raw = batch.raw_frames[0, :k].detach().cpu() if batch.raw_frames is not None else None
+            self.vis_sample = {
+                "frames": batch.frames[0, :k].detach().cpu(),
+                "masks": batch.masks[0, :k].detach().cpu(),
+                "raw_frames": raw,
+                "preds": {d: p[0, :k].detach().cpu() for d, p in preds.items()},
+                "sequence": batch.sequences[0],
+            }
+
+    def _gather(self, obj: Any) -> list[Any]:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            out: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(out, obj)
+            return out
+        return [obj]
+
+    def on_validation_epoch_end(self) -> None:
+        """De-duplicate sequences across ranks (padding of the distributed sampler) and log J&F per depth."""
+        from vosc.metrics.jf import aggregate_objects
+
+        stats = {d: {} for d in self.val_depths}
+        for part in self._gather(self._val_stats):
+            for d, per_seq in part.items():
+                stats[d].update(per_seq)
+        bpp = {}
+        for part in self._gather(self._val_bpp):
+            bpp.update(dict(part))
+        logs: dict[str, float] = {}
+        for d in self.val_depths:
+            objs = [o for name in sorted(stats[d]) for o in stats[d][name]]
+            if not objs:
+                continue
+            res = aggregate_objects(objs).global_
+            logs[f"val/J&F_d{d}"] = res["J&F-Mean"]
+            logs[f"val/J_d{d}"] = res["J-Mean"]
+            logs[f"val/F_d{d}"] = res["F-Mean"]
+        if logs:
+            deepest = max(d for d in self.val_depths if f"val/J&F_d{d}" in logs)
+            logs["val/J&F"] = logs[f"val/J&F_d{deepest}"]
+        if bpp:
+            logs["val/bpp"] = sum(bpp.values()) / len(bpp)
+        self.log_dict(logs, sync_dist=False, rank_zero_only=False)
+        self.val_results = logs
+
+    # ------------------------------------------------------------------ checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the depths and the vosc format version next to the weights."""
+        checkpoint["vosc"] = {"format": 1, "depths": list(self.depths), "val_depths": list(self.val_depths)}

@@ -1,0 +1,1 @@
+"""Small training utilities: optimiser parameter groups and learning-rate schedules."""
