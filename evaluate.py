@@ -24,7 +24,6 @@ range, missing dataset root, bad depth), with an error naming the file or key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -39,6 +38,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from vosc.checkpoints.loading import CheckpointError, weights_fingerprint
+from vosc.checkpoints.loading import load_vos_model as load_vos_model_from
+
 log = logging.getLogger("vosc.evaluate")
 
 
@@ -49,37 +51,6 @@ class EvaluationConfigError(ValueError):
 # ----------------------------------------------------------------------------------------------------
 # inputs
 # ----------------------------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_fingerprint(module: nn.Module) -> str:
-    """SHA-256 prefix over the names, shapes and bytes of a module's state dict."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (ckpt=...)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise EvaluationConfigError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
-    if not isinstance(data, dict):
-        raise EvaluationConfigError(f"{path}: checkpoint is a {type(data).__name__}, expected a dict")
-    return data
-
-
 def load_vos_model(cfg: DictConfig) -> tuple[nn.Module, dict[str, Any]]:
     """Build the VOS model: vosc Lightning checkpoint, official checkpoint, or random init (warning).
 
@@ -95,42 +66,18 @@ def load_vos_model(cfg: DictConfig) -> tuple[nn.Module, dict[str, Any]]:
             cfg.seed,
         )
         log.warning("!" * 100)
-        torch.manual_seed(int(cfg.seed))
-        model = instantiate(cfg.model)
-        return model.eval(), {
-            "name": cfg.model_name or f"{choice or 'model'}-random",
-            "checkpoint": None,
-            "checkpoint_hash": None,
-        }
-    path = Path(str(cfg.ckpt)).expanduser()
-    data = _read_checkpoint(path)
-    digest = file_sha256(path)
-    hparams = data.get("hyper_parameters")
-    if isinstance(hparams, dict) and hparams.get("model_config") is not None:
-        model = instantiate(hparams["model_config"])
-        state = {
-            k[len("model.") :]: v for k, v in data.get("state_dict", {}).items() if k.startswith("model.")
-        }
-        if not state:
-            raise EvaluationConfigError(f"{path}: Lightning checkpoint without 'model.*' weights")
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise EvaluationConfigError(
-                f"{path}: weights do not match the stored model_config: {exc}"
-            ) from exc
-        log.info(
-            "loaded vosc checkpoint %s (network from its hyper-parameters; EMA weights; model=%s ignored)",
-            path, choice)
-        name = cfg.model_name or f"vosc-{path.stem}"
-    else:
-        from vosc.checkpoints.official import load_official
-
-        model = instantiate(cfg.model)
-        report = load_official(model, data, strict=True)
-        log.info("loaded official checkpoint %s into model=%s (%s)", path, choice, report.describe(str(path)))
-        name = cfg.model_name or str(choice or "model")
-    return model.eval(), {"name": name, "checkpoint": str(path), "checkpoint_hash": digest[:16]}
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    try:
+        loaded = load_vos_model_from(cfg.ckpt, model_config, seed=int(cfg.seed))  # type: ignore[arg-type]
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} (ckpt=...)") from exc
+    except CheckpointError as exc:
+        raise EvaluationConfigError(str(exc)) from exc
+    default_name = {"random": f"{choice or 'model'}-random", "official": str(choice or "model")}
+    name = cfg.model_name or default_name.get(loaded.kind, f"vosc-{Path(str(cfg.ckpt)).stem}")
+    if loaded.kind == "vosc":
+        log.info("model=%s ignored: the network comes from the checkpoint's hyper-parameters", choice)
+    return loaded.model, {"name": name, "checkpoint": loaded.checkpoint, "checkpoint_hash": loaded.checkpoint_hash}
 
 
 def build_enhancer(cfg: DictConfig, device: torch.device) -> tuple[Any, str]:

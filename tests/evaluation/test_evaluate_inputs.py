@@ -12,6 +12,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
+from vosc.checkpoints.loading import file_sha256
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -151,6 +153,6 @@ def test_official_checkpoint(evaluate_module, tmp_path: Path, davis_mini: Path, 
     ckpt = aot_parity / "aott" / "checkpoint.pth"
     sweep, _ = evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), f"ckpt={ckpt}", "model=aott"))
     assert sweep.model_name == "aott" and sweep.checkpoint == str(ckpt) and sweep.depths == [1]
-    assert sweep.checkpoint_hash == evaluate_module.file_sha256(ckpt)[:16]
+    assert sweep.checkpoint_hash == file_sha256(ckpt)[:16]
     with pytest.raises(KeyError, match="checkpoint"):
         evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), f"ckpt={ckpt}", "model=aost_tiny"))

@@ -1,0 +1,42 @@
+"""vosc.checkpoints.loading: random init, official checkpoints, unreadable files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vosc.checkpoints.loading import CheckpointError, file_sha256, load_vos_model, weights_fingerprint
+
+AOTT = {"_target_": "vosc.models.vos_model.build_model", "name": "aott"}
+
+
+def test_random_init_is_seeded() -> None:
+    a = load_vos_model(None, AOTT, seed=3)
+    b = load_vos_model(None, AOTT, seed=3)
+    assert a.kind == "random" and a.checkpoint is None
+    assert weights_fingerprint(a.model) == weights_fingerprint(b.model)
+    assert not a.model.training
+
+
+def test_official_checkpoint_loads_strictly(aot_parity: Path) -> None:
+    path = aot_parity / "aott" / "checkpoint.pth"
+    loaded = load_vos_model(path, AOTT)
+    assert loaded.kind == "official"
+    assert loaded.checkpoint_hash == file_sha256(path)[:16]
+    with pytest.raises(Exception, match="missing|unexpected|shape"):
+        load_vos_model(path, {"_target_": "vosc.models.vos_model.build_model", "name": "aost"})
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nothere.pth"):
+        load_vos_model(tmp_path / "nothere.pth", AOTT)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="garbage.pth: not a readable"):
+        load_vos_model(garbage, AOTT)
+    listed = tmp_path / "list.pth"
+    torch.save([1, 2], listed)
+    with pytest.raises(CheckpointError, match="expected a dict"):
+        load_vos_model(listed, AOTT)
