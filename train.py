@@ -9,6 +9,18 @@ Examples::
     python train.py experiment=main_x265 trainer=ddp trainer.devices=4 trainer.num_nodes=2
     python train.py -m hydra/launcher=slurm experiment=main_x265 trainer=ddp   # SLURM via submitit
 
+Enhancer (DESIGN §8; ``enhancer`` = a ``model/enhancer`` option placed at the top-level key ``enhancer``)::
+
+    python train.py experiment=enhancer_s1_x265                                   # stage 1: pixel loss
+    python train.py experiment=enhancer_s2_x265 vos_ckpt=VOS.ckpt enhancer_ckpt=S1.ckpt   # + task loss, frozen VOS
+    python train.py experiment=enhancer_s3_x265 vos_ckpt=VOS.ckpt enhancer_ckpt=S2.ckpt   # joint fine-tuning
+    python train.py experiment=baseline_ft_x265 vos_ckpt=VOS.ckpt                 # same steps, no enhancer
+    python train.py experiment=enhancer_s1_x265 model/enhancer@enhancer=cae_tiny
+
+``vos_ckpt`` (a vosc Lightning checkpoint: its EMA weights and stored network config; or an official
+AOT/AOST checkpoint into ``model``) initialises the VOS network (frozen in stage 2). ``enhancer_ckpt``
+(an ``EnhancerModule`` or stage-3 checkpoint) initialises the enhancer.
+
 The configuration is checked before anything is built (unknown backbone, depth > layers, alpha <= 0,
 QP out of range, missing data root): errors list the valid choices.
 """
@@ -110,11 +122,33 @@ def _check_data(cfg: DictConfig) -> None:
             )
 
 
+def is_enhancer_stage(cfg: DictConfig) -> bool:
+    """Whether ``lit`` is the enhancer's stage-1/2 module (else: VOS training, optionally joint with an enhancer)."""
+    return str(cfg.lit.get("_target_", "")).rsplit(".", 1)[-1] == "EnhancerModule"
+
+
+def _check_enhancer(cfg: DictConfig) -> None:
+    for key in ("vos_ckpt", "enhancer_ckpt"):
+        path = cfg.get(key)
+        if path is not None and not Path(str(path)).expanduser().is_file():
+            raise ConfigError(f"{key}={path} does not exist (a checkpoint file is expected)")
+    if cfg.get("enhancer_ckpt") is not None and cfg.get("enhancer") is None:
+        raise ConfigError("enhancer_ckpt is set but no enhancer is configured; add model/enhancer@enhancer=cae_tiny")
+    if not is_enhancer_stage(cfg):
+        return
+    if cfg.get("enhancer") is None:
+        raise ConfigError("lit=EnhancerModule needs an enhancer: add `model/enhancer@enhancer=<option>`; valid "
+                          f"choices: {sorted(p.stem for p in (Path(__file__).parent / 'conf/model/enhancer').glob('*.yaml'))}")
+    if not cfg.data.get("keep_raw", False):
+        raise ConfigError("lit=EnhancerModule trains against the uncompressed frames: set data.keep_raw=true")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check the composed configuration before training.
 
     Raises:
-        ConfigError: Unknown backbone, depth > layers, alpha <= 0, QP out of range, missing data root.
+        ConfigError: Unknown backbone, depth > layers, alpha <= 0, QP out of range, missing data root,
+            missing checkpoint, enhancer stage without an enhancer or without raw frames.
     """
     alpha = _alpha(cfg.lit.get("alpha", 2.0))
     if not alpha > 0:
@@ -122,6 +156,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_model(cfg)
     _check_codec(cfg)
     _check_data(cfg)
+    _check_enhancer(cfg)
 
 
 def _instantiate_list(node: DictConfig | None, what: str) -> list[Any]:
@@ -151,16 +186,75 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
+def load_vos(cfg: DictConfig, node: DictConfig) -> tuple[Any, dict[str, Any]]:
+    """The VOS network of ``node`` initialised from ``cfg.vos_ckpt`` (random initialisation without it).
+
+    A vosc Lightning checkpoint gives its EMA weights and its stored network config (``node`` is then
+    ignored); an official AOT/AOST checkpoint is loaded strictly into ``node``
+    (:func:`vosc.checkpoints.loading.load_vos_model`).
+
+    Returns:
+        The network and its plain-dict config (stored as ``model_config`` in the new checkpoints).
+    """
+    from vosc.checkpoints.loading import load_vos_model
+
+    ckpt = cfg.get("vos_ckpt")
+    if ckpt is None:
+        log.warning("vos_ckpt is not set: the VOS network is randomly initialised")
+    config = OmegaConf.to_container(node, resolve=True)
+    loaded = load_vos_model(None if ckpt is None else str(ckpt), config, seed=int(cfg.seed))  # type: ignore[arg-type]
+    if ckpt is not None:
+        log.info("VOS network initialised from %s (%s checkpoint)", ckpt, loaded.kind)
+    return loaded.model, loaded.model_config
+
+
+def build_enhancer(cfg: DictConfig) -> Any:
+    """The enhancer of ``cfg.enhancer`` (``None`` when absent) with ``cfg.enhancer_ckpt`` weights (stage 1/2)."""
+    node = cfg.get("enhancer")
+    if node is None:
+        return None
+    enhancer = hydra.utils.instantiate(node, _convert_="all")
+    ckpt = cfg.get("enhancer_ckpt")
+    if ckpt is not None and is_enhancer_stage(cfg):  # VOSModule loads (and records) it itself
+        from vosc.lit.enhancer_module import load_enhancer_weights
+
+        load_enhancer_weights(enhancer, str(ckpt))
+        log.info("enhancer initialised from %s", ckpt)
+    return enhancer
+
+
+def build_module(cfg: DictConfig) -> Any:
+    """``EnhancerModule`` (stage 1/2, frozen VOS for stage 2) or ``VOSModule`` (with an optional enhancer)."""
+    enhancer = build_enhancer(cfg)
+    kwargs: dict[str, Any] = {}
+    if is_enhancer_stage(cfg):
+        kwargs["enhancer"] = enhancer
+        if cfg.lit.get("vos_model") is not None:  # stage 2: the frozen VOS network
+            kwargs["vos_model"], _ = load_vos(cfg, cfg.lit.vos_model)
+        module = hydra.utils.instantiate(cfg.lit, _convert_="all", **kwargs)
+    else:
+        if cfg.get("vos_ckpt") is not None:
+            model, model_config = load_vos(cfg, cfg.model)
+        else:
+            model = hydra.utils.instantiate(cfg.model, _convert_="all")
+            model_config = OmegaConf.to_container(cfg.model, resolve=True)
+        kwargs = {"model": model, "alpha": _alpha(cfg.lit.get("alpha", 2.0))}
+        if enhancer is not None:
+            kwargs |= {"enhancer": enhancer, "enhancer_ckpt": cfg.get("enhancer_ckpt")}
+        module = hydra.utils.instantiate(cfg.lit, _convert_="all", **kwargs)
+        # stored (not instantiated) so that VOSModule.load_from_checkpoint(path) can rebuild the network
+        module.hparams["model_config"] = model_config
+    if enhancer is not None:
+        module.hparams["enhancer_config"] = OmegaConf.to_container(cfg.enhancer, resolve=True)
+    return module
+
+
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """Instantiate datamodule, module and trainer from a validated configuration (no training)."""
     from vosc.lit.callbacks import AtomicCheckpointIO
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    model = hydra.utils.instantiate(cfg.model, _convert_="all")
-    lit_kwargs: dict[str, Any] = {"alpha": _alpha(cfg.lit.get("alpha", 2.0))}
-    module = hydra.utils.instantiate(cfg.lit, model=model, _convert_="all", **lit_kwargs)
-    # stored (not instantiated) so that VOSModule.load_from_checkpoint(path) can rebuild the network
-    module.hparams["model_config"] = OmegaConf.to_container(cfg.model, resolve=True)
+    module = build_module(cfg)
     callbacks = _instantiate_list(cfg.get("callbacks"), "callback")
     loggers = _instantiate_list(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(

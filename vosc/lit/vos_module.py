@@ -15,6 +15,13 @@ Training step over a clip ``(B, T, 3, H, W)`` (frame 0 = reference):
 
 Validation runs every clip separately at each depth (memory from that depth's own predictions, as in
 inference) and reports DAVIS J&F per depth (``val/J&F_d{d}``; ``val/J&F`` = deepest) and ``val/bpp``.
+
+Joint fine-tuning with an enhancer (DESIGN §8, stage 3): with ``enhancer`` set, the decoded frames pass
+through :func:`vosc.models.enhancer.enhance_batch` before the propagator, in training (gradients reach
+both networks) and validation (chunked over time, each chunk seeing its two previous frames). The
+enhancer's parameters form one more AdamW group (``enhancer_lr``, ``enhancer_weight_decay``); being a
+sub-module it is averaged by the EMA callback and saved in the checkpoint (``enhancer.*`` keys, loadable
+by :func:`vosc.lit.enhancer_module.load_enhancer_weights`). Without an enhancer nothing changes.
 """
 
 from __future__ import annotations
@@ -124,6 +131,14 @@ class VOSModule(L.LightningModule):
         total_steps: Total steps for the schedules; ``None`` = the trainer's estimate.
         seed: Base of the per-step RNG seeding (identity shuffling, DropPath) for exact resumption.
         vis_frames: Frames of the first validation clip kept for image logging (0 disables).
+        enhancer: Optional enhancer (:class:`vosc.models.enhancer.Enhancer`) applied to the decoded frames
+            before the propagator and trained jointly; ``None`` = no enhancement (plain VOS training).
+        enhancer_config: Plain-dict enhancer config (``_target_``) used when ``enhancer`` is ``None``, stored
+            in the checkpoint so that ``load_from_checkpoint`` rebuilds the enhancer.
+        enhancer_ckpt: Initial enhancer weights: an ``EnhancerModule`` (stage 1/2) or stage-3 checkpoint.
+        enhancer_lr: Peak learning rate of the enhancer (``None`` = ``lr``; same warm-up/poly schedule).
+        enhancer_weight_decay: AdamW weight decay of the enhancer's parameters.
+        enhancer_chunk: Frames enhanced at once in validation (memory bound on long clips).
     """
 
     def __init__(
@@ -151,9 +166,20 @@ class VOSModule(L.LightningModule):
         total_steps: int | None = None,
         seed: int = 0,
         vis_frames: int = 5,
+        enhancer: nn.Module | None = None,
+        enhancer_config: dict[str, Any] | None = None,
+        enhancer_ckpt: str | None = None,
+        enhancer_lr: float | None = None,
+        enhancer_weight_decay: float = 0.0,
+        enhancer_chunk: int = 8,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "loss"])
+        # the initial enhancer weights are in the state dict afterwards: the path is provenance only
+        self.save_hyperparameters(ignore=["model", "loss", "enhancer", "enhancer_ckpt"])
+        self.enhancer = self._build_enhancer(enhancer, enhancer_config, enhancer_ckpt)
+        self.enhancer_init = None if enhancer_ckpt is None else str(enhancer_ckpt)
+        if enhancer_chunk < 1:
+            raise ConfigError(f"lit.enhancer_chunk must be >= 1, got {enhancer_chunk}")
         if model is None:
             if model_config is None:
                 raise ConfigError("VOSModule needs `model` or `model_config`")
@@ -177,6 +203,21 @@ class VOSModule(L.LightningModule):
         self._val_bpp: list[tuple[str, float]] = []
 
     # ------------------------------------------------------------------ configuration checks
+    @staticmethod
+    def _build_enhancer(enhancer: nn.Module | None, config: dict[str, Any] | None, ckpt: str | None) -> nn.Module | None:
+        if enhancer is None and config is not None:
+            from hydra.utils import instantiate
+
+            enhancer = instantiate(config)
+        if ckpt is not None:
+            if enhancer is None:
+                raise ConfigError(f"lit.enhancer_ckpt={ckpt} is set but the module has no enhancer")
+            from vosc.lit.enhancer_module import load_enhancer_weights
+
+            load_enhancer_weights(enhancer, ckpt)  # type: ignore[arg-type]
+            log.info("enhancer initialised from %s", ckpt)
+        return enhancer
+
     @staticmethod
     def _is_scalable(model: nn.Module) -> bool:
         if hasattr(model, "scalable"):
@@ -223,6 +264,7 @@ class VOSModule(L.LightningModule):
         groups = param_groups(
             self.model, hp.weight_decay, encoder_lr_ratio=hp.encoder_lr_ratio, no_decay_keys=tuple(hp.no_decay_keys)
         )
+        groups += self._enhancer_groups()
         opt = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
         sched = WarmupPolyLR(
             opt,
@@ -234,6 +276,45 @@ class VOSModule(L.LightningModule):
             switch_step=self.switch_step,
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    def _enhancer_groups(self) -> list[dict[str, Any]]:
+        """One AdamW group for the enhancer's trainable parameters (empty without an enhancer)."""
+        if self.enhancer is None:
+            return []
+        params = [p for p in self.enhancer.parameters() if p.requires_grad]
+        if not params:
+            return []
+        hp = self.hparams
+        lr = float(hp.enhancer_lr) if hp.enhancer_lr is not None else float(hp.lr)
+        return [{"params": params, "weight_decay": float(hp.enhancer_weight_decay), "lr_ratio": lr / float(hp.lr),
+                 "freeze_after_switch": False, "name": "enhancer"}]
+
+    def enhance(self, batch: VOSBatch, chunk: int | None = None) -> Tensor:
+        """The frames fed to the propagator: ``batch.frames`` or, with an enhancer, the enhanced frames.
+
+        Args:
+            batch: Clips; ``frames`` ``(B, T, 3, H, W)`` ImageNet-normalised decoded frames.
+            chunk: Enhance ``chunk`` frames at a time (each chunk sees its two previous frames as context);
+                ``None`` = the whole clip at once (training: gradients flow through every frame).
+
+        Returns:
+            ``(B, T, 3, H, W)`` ImageNet-normalised frames.
+        """
+        if self.enhancer is None:
+            return batch.frames
+        from vosc.models.enhancer import enhance_batch
+
+        t = batch.frames.shape[1]
+        if chunk is None or chunk >= t:
+            return enhance_batch(self.enhancer, batch)  # type: ignore[arg-type]
+        out = []
+        for start in range(0, t, chunk):
+            end, lo = min(start + chunk, t), max(0, start - 2)
+            qps = None if batch.frame_qps is None else batch.frame_qps[:, lo:end]
+            types = None if batch.frame_types is None else batch.frame_types[:, lo:end]
+            part = self.enhancer.enhance(batch.frames[:, lo:end], batch.codec, batch.q, qps, types)  # type: ignore[operator]
+            out.append(part[:, start - lo:])
+        return torch.cat(out, dim=1)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Seed the RNG from (seed, step, rank) so that a resumed run draws the same numbers."""
@@ -269,7 +350,7 @@ class VOSModule(L.LightningModule):
 
     def training_step(self, batch: VOSBatch, batch_idx: int) -> Tensor:
         """Sequential training over the clip; returns the scalable-supervision loss."""
-        frames, masks, n_obj = batch.frames, batch.masks, batch.num_objects
+        frames, masks, n_obj = self.enhance(batch), batch.masks, batch.num_objects
         b, t = frames.shape[:2]
         perm = shuffle_permutation(self.num_ids, b) if self.hparams.shuffle_ids else (
             torch.arange(self.num_ids).expand(b, -1).clone()
@@ -365,7 +446,8 @@ class VOSModule(L.LightningModule):
                 f"validation sequences {list(batch.sequences)} lack ground truth for some frames; J&F needs "
                 "fully annotated sequences (use DAVIS or the synthetic set for validation)"
             )
-        preds = {d: self.predict_clip(batch.frames, batch.masks[:, 0], batch.num_objects, d) for d in self.val_depths}
+        frames = self.enhance(batch, int(self.hparams.enhancer_chunk))
+        preds = {d: self.predict_clip(frames, batch.masks[:, 0], batch.num_objects, d) for d in self.val_depths}
         gts = batch.masks[:, :, 0].cpu().numpy()
         for j, name in enumerate(batch.sequences):
             n = int(batch.num_objects[j])
@@ -381,6 +463,7 @@ class VOSModule(L.LightningModule):
                 "masks": batch.masks[0, :k].detach().cpu(),
                 "raw_frames": raw,
                 "preds": {d: p[0, :k].detach().cpu() for d, p in preds.items()},
+                "enhanced_frames": frames[0, :k].detach().cpu() if self.enhancer is not None else None,
                 "sequence": batch.sequences[0],
             }
 
@@ -423,3 +506,5 @@ class VOSModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the depths and the vosc format version next to the weights."""
         checkpoint["vosc"] = {"format": 1, "depths": list(self.depths), "val_depths": list(self.val_depths)}
+        if self.enhancer is not None:
+            checkpoint["vosc"]["enhancer"] = {"class": type(self.enhancer).__name__, "init": self.enhancer_init}
