@@ -24,7 +24,6 @@ range, missing dataset root, bad depth), with an error naming the file or key.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -349,7 +348,7 @@ def _submissions(cfg: DictConfig, sweep: Any, ds: DictConfig) -> dict[str, str]:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    from vosc.codecs.cache import atomic_write_bytes
+    from vosc.utils.io import atomic_write_json
 
     def clean(x: Any) -> Any:
         if isinstance(x, float) and not math.isfinite(x):
@@ -360,7 +359,7 @@ def _atomic_json(path: Path, obj: Any) -> None:
             return [clean(v) for v in x]
         return x
 
-    atomic_write_bytes(path, (json.dumps(clean(obj), indent=1, default=str) + "\n").encode())
+    atomic_write_json(path, clean(obj), fsync=True, indent=1, default=str)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

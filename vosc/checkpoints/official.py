@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from torch import Tensor
 
 from vosc.models.encoder.timm_backbone import encoder_key_to_timm
 from vosc.models.vos_model import VOSModel
+from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +192,7 @@ def warm_start_aost_from_aot(model: VOSModel, source: str | Path | dict[str, Any
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, trailing_newline=False, indent=2)
 
 
 def main(argv: list[str] | None = None) -> int:

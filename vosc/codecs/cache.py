@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +30,7 @@ import numpy as np
 
 from vosc.codecs.annexb import Standard, access_unit_bounds, parameter_sets_before, random_access_units
 from vosc.codecs.base import Codec, CodecError, DecodedStream
+from vosc.utils.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +49,6 @@ def content_key_files(paths: Iterable[str | os.PathLike[str]]) -> str:
         st = os.stat(p)
         h.update(f"{os.fspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class BitstreamCache:
@@ -150,8 +134,8 @@ class BitstreamCache:
         """Store a bitstream atomically (metadata first, so a present ``.bin`` always has its ``.json``)."""
         bin_path, meta_path = self._paths(key)
         meta = {"num_frames": num_frames, "height": height, "width": width, "bytes": len(bitstream), **info}
-        atomic_write_bytes(meta_path, json.dumps(meta, sort_keys=True, default=str).encode())
-        atomic_write_bytes(bin_path, bitstream)
+        atomic_write_json(meta_path, meta, trailing_newline=False, fsync=True, sort_keys=True, default=str)
+        atomic_write_bytes(bin_path, bitstream, fsync=True)
 
     def get_or_encode(self, codec: Codec, frames: np.ndarray, q: int, key: str) -> tuple[bytes, bool]:
         """Return the cached bitstream for ``key``, encoding ``frames`` with ``codec`` at ``q`` on a miss.

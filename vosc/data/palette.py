@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from vosc.data.errors import (
     MissingMaskError,
     NotPaletteMaskError,
 )
+from vosc.utils.io import atomic_path
 
 
 def davis_palette() -> list[int]:
@@ -120,16 +119,8 @@ def read_mask(
 
 
 def _atomic_save(img: Image.Image, path: Path, fmt: str, **kwargs: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         img.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:

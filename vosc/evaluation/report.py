@@ -19,8 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from vosc.metrics._io import atomic_write_bytes
 from vosc.metrics.rd import (
     QUALITY_KEYS,
     RDCurve,
@@ -38,6 +35,7 @@ from vosc.metrics.rd import (
     bd_quality,
     bd_rate,
 )
+from vosc.utils.io import atomic_path, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -271,15 +269,11 @@ def plot_rd(
         axis.set_title(title)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, format="png")
     finally:
         plt.close(figure)
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -33,6 +33,7 @@ from vosc.metrics.errors import (
     SizeMismatchError,
     UnknownObjectError,
 )
+from vosc.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +128,11 @@ def _frames(videos: list[_Video], pred_dir: Path, check_late: bool) -> Iterator[
 
 
 def _write_zip(entries: Iterator[tuple[str, bytes]], out_zip: Path, prefix: str) -> int:
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_zip.name}.", suffix=".tmp", dir=out_zip.parent)
-    os.close(fd)
     count = 0
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            for name, data in entries:
-                archive.writestr(prefix + name, data)
-                count += 1
-        os.replace(tmp, out_zip)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in entries:
+            archive.writestr(prefix + name, data)
+            count += 1
     return count
 
 

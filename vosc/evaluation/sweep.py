@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from vosc.codecs.base import Codec
-from vosc.codecs.cache import BitstreamCache, atomic_write_bytes, content_key_files
+from vosc.codecs.cache import BitstreamCache, content_key_files
 from vosc.data.palette import write_mask
 from vosc.data.sources.base import VideoRecord, VideoSource
 from vosc.inference.segmenter import VideoSegmenter
@@ -47,6 +47,7 @@ from vosc.metrics.rate import luma_bt601, psnr
 from vosc.metrics.rd import Provenance, RDCurve, RDPoint, Runtimes
 from vosc.models.enhancer.base import FRAME_TYPES, Enhancer
 from vosc.types import OperatingPoint
+from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _hash(obj: Any) -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+    atomic_write_json(path, obj, fsync=True, indent=1, sort_keys=True, allow_nan=False)
 
 
 def enhance_frames(

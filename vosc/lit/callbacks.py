@@ -13,10 +13,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -28,6 +25,7 @@ from lightning.pytorch.callbacks.weight_averaging import WeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from vosc.types import IMAGENET_MEAN, IMAGENET_STD
+from vosc.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -197,16 +195,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         """Write ``checkpoint`` to ``path`` atomically (a reader sees the old or the new file, never a part)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(checkpoint, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path, fsync=True) as tmp:
+            torch.save(checkpoint, tmp)

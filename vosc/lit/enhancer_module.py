@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from torch import Tensor, nn
 from vosc.losses.enhancement import FeatureMatchingLoss, TaskLoss, VOSTaskLoss, charbonnier
 from vosc.models.enhancer.base import Enhancer, imagenet_denormalize, imagenet_normalize
 from vosc.types import VOSBatch
+from vosc.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +79,9 @@ def load_enhancer_weights(enhancer: Enhancer, checkpoint: str | Path) -> Enhance
 def save_enhancer_weights(enhancer: Enhancer, path: str | Path) -> Path:
     """Atomically save ``{'state_dict': {'enhancer.<name>': tensor}}`` (loadable by :func:`load_enhancer_weights`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"enhancer.{k}": v.detach().cpu() for k, v in enhancer.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"state_dict": state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

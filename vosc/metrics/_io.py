@@ -7,9 +7,7 @@ DAVIS / PASCAL-VOC colour map, so written files look like the official annotatio
 from __future__ import annotations
 
 import io
-import os
 import struct
-import tempfile
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vosc.data.errors import CorruptImageError, NotPaletteMaskError
+from vosc.utils.io import atomic_write_bytes
 
 try:  # ISA-L inflate is ~5x faster than zlib; optional
     from isal import isal_zlib as _inflater
@@ -158,25 +157,6 @@ def encode_palette_png(mask: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    Returns:
-        The final path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> Path:
