@@ -205,6 +205,34 @@ def write_table(rows: Sequence[Row], markdown_path: str | Path | None, csv_path:
         atomic_write_bytes(csv_path, rows_to_csv(rows).encode())
 
 
+def _draw_curves(axis: Any, curves: Sequence[RDCurve], quality: str, scale: float, log_x: bool) -> int:
+    """Draw each curve on ``axis`` (colour per codec, marker per depth, dashed with enhancer).
+
+    Returns:
+        The number of curves drawn.
+    """
+    codecs = sorted({c.provenance.codec for c in curves})
+    depths = sorted({c.provenance.depth for c in curves}, key=lambda d: -1 if d is None else d)
+    colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(codecs)}
+    markers = {d: "osD^v<>ph*"[i % 10] for i, d in enumerate(depths)}
+    drawn = 0
+    for curve in curves:
+        pairs = sorted(curve.pairs(quality))
+        prov = curve.provenance
+        style = {"color": colours[prov.codec], "linestyle": "--" if prov.enhancer else "-"}
+        if pairs and all(rate <= 0 for rate, _ in pairs):
+            axis.axhline(pairs[0][1] * scale, label=curve.label, linewidth=1, alpha=0.7, **style)
+            drawn += 1
+            continue
+        pairs = [(r, v) for r, v in pairs if r > 0 or not log_x]
+        if not pairs:
+            continue
+        axis.plot([r for r, _ in pairs], [v * scale for _, v in pairs], marker=markers[prov.depth],
+                  label=curve.label, **style)
+        drawn += 1
+    return drawn
+
+
 def plot_rd(
     curves: Sequence[RDCurve],
     path: str | Path,
@@ -231,31 +259,8 @@ def plot_rd(
         ValueError: No curve has a point with this quality.
     """
     scale = 1.0 if quality == "psnr" else 100.0
-    codecs = sorted({c.provenance.codec for c in curves})
-    depths = sorted({c.provenance.depth for c in curves}, key=lambda d: -1 if d is None else d)
-    colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(codecs)}
-    markers = {d: "osD^v<>ph*"[i % 10] for i, d in enumerate(depths)}
     figure, axis = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    drawn = 0
-    for curve in curves:
-        pairs = sorted(curve.pairs(quality))
-        prov = curve.provenance
-        style = {"color": colours[prov.codec], "linestyle": "--" if prov.enhancer else "-"}
-        if pairs and all(rate <= 0 for rate, _ in pairs):
-            axis.axhline(pairs[0][1] * scale, label=curve.label, linewidth=1, alpha=0.7, **style)
-            drawn += 1
-            continue
-        pairs = [(r, v) for r, v in pairs if r > 0 or not log_x]
-        if not pairs:
-            continue
-        axis.plot(
-            [r for r, _ in pairs],
-            [v * scale for _, v in pairs],
-            marker=markers[prov.depth],
-            label=curve.label,
-            **style,
-        )
-        drawn += 1
+    drawn = _draw_curves(axis, curves, quality, scale, log_x)
     if drawn == 0:
         plt.close(figure)
         raise ValueError(f"no curve has points with {QUALITY_KEYS[quality]}; nothing to plot")
