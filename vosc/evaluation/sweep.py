@@ -2,10 +2,8 @@
 
 For each sequence and operating point ``(codec, q)`` the sweep
 
-1. compresses the whole sequence once (bitstream cached on disk, content-addressed: :mod:`vosc.codecs.cache`)
-   and decodes it, timing the decoder (the encoder time is the one measured when the bitstream was made,
-   kept in the cache entry's metadata with the encoder's per-frame QPs, so cache hits still report the
-   real encoding cost and QPs);
+1. compresses the whole sequence once (content-addressed bitstream cache, :mod:`vosc.codecs.cache`, whose
+   metadata keeps the encode time and per-frame QPs, so cache hits report them too) and decodes it;
 2. optionally enhances the decoded frames (same bitstream for enhancer off and on);
 3. runs a :class:`~vosc.inference.segmenter.VideoSegmenter` at each depth, writes palette PNGs atomically to
    ``<variant>/pred/<sequence>/<frame>.png`` and scores them with the official-exact J&F when the sequence
