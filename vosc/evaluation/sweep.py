@@ -12,11 +12,9 @@ For each sequence and operating point ``(codec, q)`` the sweep
    pixels, PSNR-Y, runtimes (encode, decode, enhance, VOS, write, total), per-object J/F statistics and a
    fingerprint of everything that determines the result.
 
-A variant folder is ``<root>/<dataset>/<codec>/q<q>/d<depth>/`` (``raw`` instead of ``q<q>`` for ``none``)
-and ``.../d<depth>/enh/`` for the enhanced frames. A re-run skips every sequence whose marker exists with the
-same fingerprint (interrupted runs resume); a marker with a different fingerprint raises
-:class:`StaleResultError` unless ``overwrite`` is set. :meth:`Sweep.curves` aggregates the markers into
-:class:`~vosc.metrics.rd.RDCurve` s (one per codec × depth × enhancer).
+Variant folders are described at :func:`variant_dir`. A re-run skips every sequence whose marker has the same
+fingerprint (interrupted runs resume); a different fingerprint raises :class:`StaleResultError` unless
+``overwrite`` is set. :meth:`Sweep.curves` aggregates the markers into one RD curve per codec × depth × enhancer.
 """
 
 from __future__ import annotations
