@@ -47,15 +47,7 @@ from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "EnhancerSpec",
-    "StaleResultError",
-    "Sweep",
-    "Variant",
-    "enhance_frames",
-    "parse_ladder",
-    "variant_dir",
-]
+__all__ = ["EnhancerSpec", "StaleResultError", "Sweep", "Variant", "enhance_frames", "parse_ladder", "variant_dir"]
 
 MARKER_FORMAT = 1
 EnhancerMode = Literal["off", "on", "both"]
