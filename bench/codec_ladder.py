@@ -18,12 +18,10 @@ reports the relative bpp difference to the codec layer (the issue asks for < 1% 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +32,7 @@ from PIL import Image
 from vosc.codecs import build_codec
 from vosc.codecs.base import Codec
 from vosc.codecs.yuv import planes_to_i420, psnr_y, rgb_to_yuv420
+from vosc.utils.io import atomic_write_json
 
 
 def cpu_seconds() -> float:
@@ -145,12 +144,8 @@ def run_point(
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Atomic JSON write (temp file + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    """Atomic JSON write."""
+    atomic_write_json(path, payload, indent=2, trailing_newline=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from vosc.data.compressed_dataset import CompressedClipDataset, CompressionSpec,
 from vosc.data.sampling import ClipSampler
 from vosc.data.sources.davis import DavisSource
 from vosc.data.transforms import ClipAugment
+from vosc.utils.io import atomic_write_json
 
 
 def _dataset(source: DavisSource, spec: CompressionSpec, crop: int, seed: int) -> CompressedClipDataset:
@@ -106,9 +107,7 @@ def main() -> None:
     args = p.parse_args()
     results = run(args)
     if args.json:
-        tmp = f"{args.json}.tmp"
-        Path(tmp).write_text(json.dumps(results, indent=1))
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, results, indent=1, trailing_newline=False)
 
 
 if __name__ == "__main__":

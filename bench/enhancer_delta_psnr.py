@@ -15,10 +15,7 @@ Example (davis2016-val-mini, CPU)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from vosc.codecs import build_codec
 from vosc.lit.enhancer_module import clip_psnr
 from vosc.losses.enhancement import charbonnier
 from vosc.models.enhancer import CODECS, CompressionAwareEnhancer
+from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger("enhancer_delta_psnr")
 TYPE_IDS = {"I": 0, "P": 1, "B": 2}
@@ -163,11 +161,7 @@ def main() -> None:
         print(f"{args.size} {tag} {r['sequence']}: {r['bpp']:.4f} bpp  PSNR {r['psnr_in']:.3f} -> "
               f"{r['psnr_out']:.3f} dB  (ΔPSNR {r['dpsnr']:+.3f} dB)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, results, indent=2, trailing_newline=False)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,15 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from vosc.models.enhancer import CompressionAwareEnhancer
+from vosc.utils.io import atomic_write_json
 
 
 def _sync(device: torch.device) -> None:
@@ -83,11 +81,7 @@ def main() -> None:
               f"(min {r['ms_per_frame_min']:.1f})  {r['fps_median']:.2f} fps  [{results['device']}, "
               f"{results['threads']} threads]")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, results, indent=2, trailing_newline=False)
 
 
 if __name__ == "__main__":

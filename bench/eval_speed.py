@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vosc.metrics.jf import GLOBAL_KEYS, evaluate_davis
+from vosc.utils.io import atomic_write_text
 
 # Runs in the official toolkit's interpreter: time DAVISEvaluation.evaluate, aggregate as its
 # evaluation_method.py does (means over objects), print JSON.
@@ -164,10 +165,7 @@ def main() -> int:
     text = json.dumps(report, indent=1)
     sys.stdout.write(text + "\n")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f".{args.json.name}.tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, args.json)
+        atomic_write_text(args.json, text + "\n")
     return 0
 
 

@@ -29,12 +29,10 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +41,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+
+from vosc.utils.io import atomic_write_json
 
 LONG_TERM_GAP = 5
 
@@ -331,12 +331,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
-    """Atomic JSON write (temporary file in the same folder, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=1)
-    os.replace(tmp, path)
+    """Atomic JSON write."""
+    atomic_write_json(path, result, indent=1, trailing_newline=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import torch
 from vosc.lit.vos_module import VOSModule
 from vosc.models.vos_model import build_model
 from vosc.types import VOSBatch
+from vosc.utils.io import atomic_write_json
 from vosc.utils.optim import param_groups
 
 log = logging.getLogger("bench.train_speed")
@@ -117,9 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                        "threads": torch.get_num_threads()}, "results": results}
     print(json.dumps(out, indent=2))
     if args.json:
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=2))
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, out, indent=2, trailing_newline=False)
 
 
 if __name__ == "__main__":
