@@ -76,6 +76,24 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def scan_video(img_root: Path, ann_root: Path, name: str, binary_masks: bool | None = False,
+               kind: str = "video") -> VideoRecord:
+    """The record of video ``name``: frames ``img_root/name/*`` and masks ``ann_root/name/*.png`` (if any).
+
+    Raises:
+        MissingFrameError: the frame folder is missing or holds no image (``kind`` names the video in the message).
+    """
+    fdir = img_root / name
+    if not fdir.is_dir():
+        raise MissingFrameError(fdir, f"{kind} {name!r} is listed but has no frame folder")
+    frames = list_images(fdir)
+    if not frames:
+        raise MissingFrameError(fdir, f"{kind} {name!r} has no frames")
+    mdir = ann_root / name
+    masks = {p.stem: p for p in sorted(mdir.glob("*.png"))} if mdir.is_dir() else {}
+    return VideoRecord(name, [p.stem for p in frames], frames, masks, binary_masks=binary_masks)
+
+
 class VideoSource:
     """Base class of the sources.
 

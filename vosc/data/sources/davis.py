@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vosc.data.errors import DatasetLayoutError, MissingFrameError
-from vosc.data.sources.base import OnError, VideoRecord, VideoSource, list_images
+from vosc.data.errors import DatasetLayoutError
+from vosc.data.sources.base import OnError, VideoSource, scan_video
 
 
 class DavisSource(VideoSource):
@@ -54,18 +54,7 @@ class DavisSource(VideoSource):
             names = list(sequences)
         if year == 2016 and binary_masks is None:
             binary_masks = True
-        records = []
-        for seq in names:
-            fdir = img_root / seq
-            if not fdir.is_dir():
-                raise MissingFrameError(fdir, f"sequence {seq!r} is listed but has no frame folder")
-            frames = list_images(fdir)
-            if not frames:
-                raise MissingFrameError(fdir, f"sequence {seq!r} has no frames")
-            mdir = ann_root / seq
-            masks = {p.stem: p for p in sorted(mdir.glob("*.png"))} if mdir.is_dir() else {}
-            records.append(VideoRecord(seq, [p.stem for p in frames], frames, masks, binary_masks=binary_masks))
-        self._add_videos(records)
+        self._add_videos([scan_video(img_root, ann_root, seq, binary_masks, kind="sequence") for seq in names])
 
     def _sequence_names(self, img_root: Path, split: str | None, year: int, resolution: str) -> list[str]:
         if split is None:

@@ -19,9 +19,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from vosc.data.errors import DatasetLayoutError, MissingFrameError
+from vosc.data.errors import DatasetLayoutError
 from vosc.data.palette import read_mask
-from vosc.data.sources.base import OnError, VideoRecord, VideoSource, list_images
+from vosc.data.sources.base import OnError, VideoRecord, VideoSource, scan_video
 
 
 class YouTubeVOSSource(VideoSource):
@@ -57,15 +57,7 @@ class YouTubeVOSSource(VideoSource):
         names = list(videos) if videos is not None else sorted(p.name for p in img_root.iterdir() if p.is_dir())
         records = []
         for vid in names:
-            fdir = img_root / vid
-            if not fdir.is_dir():
-                raise MissingFrameError(fdir, f"video {vid!r} has no frame folder")
-            frames = list_images(fdir)
-            if not frames:
-                raise MissingFrameError(fdir, f"video {vid!r} has no frames")
-            mdir = ann_root / vid
-            masks = {p.stem: p for p in sorted(mdir.glob("*.png"))} if mdir.is_dir() else {}
-            rec = VideoRecord(vid, [p.stem for p in frames], frames, masks, binary_masks=False)
+            rec = scan_video(img_root, ann_root, vid)
             if split != "train":
                 rec.first_appearance = self._first_appearance(rec, meta)
             records.append(rec)
