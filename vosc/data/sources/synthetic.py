@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -176,10 +177,32 @@ def _video_names(cfg: SyntheticConfig) -> tuple[list[str], list[str]]:
     return train, (val or train)
 
 
+def render_synthetic_videos(videos: int = 4, frames: int = 8, size: tuple[int, int] = (160, 96), seed: int = 0,
+                            objects: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Render videos in memory, exactly as :func:`generate_synthetic` writes them in DAVIS layout.
+
+    Video ``i`` depends only on ``(seed, i)``, so two seeds give disjoint, reproducible sets (e.g. a
+    training and a held-out set).
+
+    Args:
+        videos: Number of videos ``N``.
+        frames: Frames per video ``T``.
+        size: ``(W, H)``.
+        seed: Random seed.
+        objects: Objects per video ``K``.
+
+    Yields:
+        ``N`` pairs of frames ``(T, H, W, 3)`` uint8 and masks ``(T, H, W)`` uint8 ids ``0..K``.
+    """
+    cfg = SyntheticConfig(videos, frames, int(size[0]), int(size[1]), seed, objects)
+    for i in range(videos):
+        yield _render_video(np.random.default_rng([seed, i]), cfg, frames, late=False, step=1.0)
+
+
 def _write_davis(out: Path, cfg: SyntheticConfig) -> None:
     train, val = _video_names(cfg)
-    for i, name in enumerate(train + [v for v in val if v not in train]):
-        frames, masks = _render_video(np.random.default_rng([cfg.seed, i]), cfg, cfg.frames, late=False, step=1.0)
+    rendered = render_synthetic_videos(cfg.videos, cfg.frames, (cfg.width, cfg.height), cfg.seed, cfg.objects)
+    for name, (frames, masks) in zip(train + [v for v in val if v not in train], rendered):
         for t in range(cfg.frames):
             write_frame(out / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", frames[t])
             write_mask(out / "Annotations" / "480p" / name / f"{t:05d}.png", masks[t])
