@@ -1,7 +1,7 @@
 """Lightning module of enhancer training, stages 1 and 2 (DESIGN §8).
 
-* Stage 1 (``vos_model=None``, ``feature_weight=0``): Charbonnier loss between the enhanced decoded
-  frames and the raw frames, in ``[0, 1]`` RGB.
+* Stage 1 (``vos_model=None``, ``feature_weight=0``): Charbonnier (or MSE, ``pixel_loss="mse"``) loss
+  between the enhanced decoded frames and the raw frames, in ``[0, 1]`` RGB.
 * Stage 2 (``vos_model`` given): ``pixel + task_weight * VOS loss + feature_weight * feature matching``.
   The VOS model is frozen (``requires_grad_(False)``, always in eval mode, not in the optimiser); its
   segmentation loss (teacher-forced through :class:`vosc.inference.propagator.Propagator`) and its
@@ -29,7 +29,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from vosc.losses.enhancement import FeatureMatchingLoss, TaskLoss, VOSTaskLoss, charbonnier
+from vosc.losses.enhancement import FeatureMatchingLoss, TaskLoss, VOSTaskLoss, pixel_loss
 from vosc.models.enhancer.base import Enhancer, imagenet_denormalize, imagenet_normalize
 from vosc.types import VOSBatch
 from vosc.utils.io import atomic_path
@@ -95,6 +95,8 @@ class EnhancerModule(L.LightningModule):
         feature_weight: Weight of the feature-matching loss (0 disables it).
         feature_encoder: Encoder for feature matching; default ``vos_model.encoder``.
         charbonnier_eps: Charbonnier ε.
+        pixel_loss: ``"charbonnier"`` (DESIGN §8) or ``"mse"`` (optimises PSNR directly; see
+            :func:`vosc.losses.enhancement.pixel_loss`).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: Linear warm-up steps.
@@ -107,8 +109,10 @@ class EnhancerModule(L.LightningModule):
                  feature_weight: float = 0.0, feature_encoder: nn.Module | None = None,
                  charbonnier_eps: float = 1e-3, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_steps: int = 20, total_steps: int | None = None, min_lr_ratio: float = 0.05,
-                 long_term_gap: int = 2) -> None:
+                 long_term_gap: int = 2, pixel_loss: str = "charbonnier") -> None:
         super().__init__()
+        if pixel_loss not in ("charbonnier", "mse"):
+            raise ValueError(f"EnhancerModule: pixel_loss must be 'charbonnier' or 'mse', got {pixel_loss!r}")
         self.save_hyperparameters(ignore=["enhancer", "vos_model", "feature_encoder"])
         self.enhancer = enhancer
         self.vos_model = vos_model
@@ -147,7 +151,7 @@ class EnhancerModule(L.LightningModule):
                              f"{tuple(batch.frames.shape)} for {batch.sequences}")
         enh_norm = self.enhance(batch.frames, batch.codec, batch.q, batch.frame_qps, batch.frame_types)
         enh01 = imagenet_denormalize(enh_norm)
-        losses = {"pixel": charbonnier(enh01, batch.raw_frames, self.hparams.charbonnier_eps)}
+        losses = {"pixel": pixel_loss(enh01, batch.raw_frames, self.hparams.pixel_loss, self.hparams.charbonnier_eps)}
         if self.task_loss is not None:
             losses["task"] = self.task_loss(enh_norm, batch.masks, batch.num_objects)
         if self.feature_loss is not None:

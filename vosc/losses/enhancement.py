@@ -38,6 +38,22 @@ def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
+def pixel_loss(pred: Tensor, target: Tensor, kind: str = "charbonnier", eps: float = 1e-3) -> Tensor:
+    """Scalar pixel loss between ``pred`` and ``target`` (same shape, e.g. ``(B, T, 3, H, W)``).
+
+    ``"charbonnier"`` (robust L1, the stage-1 default of DESIGN §8) or ``"mse"`` (what PSNR measures; in
+    short CPU fits it gains PSNR about twice as fast as Charbonnier).
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    if kind == "charbonnier":
+        return charbonnier(pred, target, eps)
+    raise ValueError(f"pixel_loss: unknown kind {kind!r}; use 'charbonnier' or 'mse'")
+
+
 class CharbonnierLoss(nn.Module):
     """Module form of :func:`charbonnier`.
 
