@@ -49,7 +49,7 @@ def test_sizes_match_the_design() -> None:
 
 
 @pytest.mark.parametrize("name,kind,params", [("identity", IdentityEnhancer, 0),
-                                              ("cae_tiny", CompressionAwareEnhancer, 50_819),
+                                              ("cae_tiny", CompressionAwareEnhancer, 53_735),
                                               ("cae_base", CompressionAwareEnhancer, 810_843)])
 def test_hydra_configs_instantiate(name: str, kind: type, params: int) -> None:
     model = instantiate(OmegaConf.load(CONF / f"{name}.yaml"))

