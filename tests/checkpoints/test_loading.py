@@ -40,3 +40,17 @@ def test_bad_files(tmp_path: Path) -> None:
     torch.save([1, 2], listed)
     with pytest.raises(CheckpointError, match="expected a dict"):
         load_vos_model(listed, AOTT)
+
+
+def test_weights_fingerprint_ignores_memory_format() -> None:
+    """channels_last weights (the enhancer's layout; a 1x1 conv is 'contiguous' with stride(-1) != 1) hash
+    like the same weights in the default layout, and any weight change changes the hash."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 44, 3), torch.nn.Conv2d(44, 12, 1))
+    plain = weights_fingerprint(net)
+    net.to(memory_format=torch.channels_last)
+    assert net[1].weight.stride(-1) == 44
+    assert weights_fingerprint(net) == plain
+    with torch.no_grad():
+        net[1].weight[0, 0, 0, 0] += 1e-3
+    assert weights_fingerprint(net) != plain
