@@ -4,9 +4,11 @@ generated synthetic dataset."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VOSC_SHARED", REPO_ROOT.parent / "shared"))
@@ -16,6 +18,16 @@ def _need(path: Path, what: str) -> Path:
     if not path.exists():
         pytest.skip(f"{what} not found at {path} (set VOSC_SHARED to the shared/ folder; CI always has it)")
     return path
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread for the test, restored after it: the CI machine has 2 shared cores, and
+    spinning threads slow small convolutions and ops by up to 10x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -11,12 +9,8 @@ from vosc.models.vos_model import VOSModel, build_model
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the CI machine has 2 shared cores; spinning threads slow small ops 10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every inference test runs on one intra-op thread (see ``one_torch_thread``)."""
 
 
 @pytest.fixture(scope="session")

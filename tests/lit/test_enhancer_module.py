@@ -39,13 +39,7 @@ CROP = 32
 SYNTH_TRAIN, SYNTH_HELD_OUT, STEPS = 240, 12, 14000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: small convolutions gain nothing from more, and oversubscribe shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _to01(frames: np.ndarray) -> torch.Tensor:
@@ -129,11 +123,12 @@ def trained(synthetic_crf42) -> CompressionAwareEnhancer:
     """A tiny enhancer after ``STEPS`` stage-1 CPU steps (MSE, 16 x 32-px crops) on the synthetic training clips."""
     torch.manual_seed(0)
     enhancer = CompressionAwareEnhancer("tiny")
+    before = torch.get_num_threads()
     torch.set_num_threads(2)  # fixed: the result is reproducible for a given thread count
     try:
         losses = fit_enhancer(enhancer, synthetic_crf42["train"], STEPS, batch=16, crop=32, lr=2e-3, loss="mse")
     finally:
-        torch.set_num_threads(1)
+        torch.set_num_threads(before)
     assert np.mean(losses[-100:]) < np.mean(losses[:100])
     return enhancer
 

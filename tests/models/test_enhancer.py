@@ -21,13 +21,7 @@ from vosc.models.enhancer import (
 CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "enhancer"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: small convolutions gain nothing from more, and oversubscribe shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _clip(b: int = 2, t: int = 4, h: int = 37, w: int = 53, seed: int = 0) -> torch.Tensor:
