@@ -12,6 +12,8 @@ from vosc.models.encoder.timm_backbone import FrozenBatchNormAct2d, TimmBackbone
 
 
 @pytest.mark.parametrize("name,size,dims", [("mobilenetv2", (65, 97), (24, 32, 96, 1280)),
+                                            ("mobilenetv2_075", (65, 97), (24, 24, 72, 1280)),
+                                            ("mobilenetv2_050", (65, 97), (16, 16, 48, 1280)),
                                             ("resnet50", (65, 97), (256, 512, 1024, 1024))])
 def test_features_strides_and_freezing(name: str, size: tuple[int, int], dims: tuple[int, ...]) -> None:
     enc = TimmBackbone(name)
@@ -21,11 +23,23 @@ def test_features_strides_and_freezing(name: str, size: tuple[int, int], dims: t
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in enc.modules())
     assert any(isinstance(m, FrozenBatchNormAct2d) for m in enc.modules())
     frozen = {n for n, p in enc.named_parameters() if not p.requires_grad}
-    stem = "net.conv_stem.weight" if name == "mobilenetv2" else "net.conv1.weight"
-    first = "net.blocks.1.0.conv_pw.weight" if name == "mobilenetv2" else "net.layer1.0.conv1.weight"
-    second = "net.blocks.2.0.conv_pw.weight" if name == "mobilenetv2" else "net.layer2.0.conv1.weight"
+    mbv2 = name.startswith("mobilenetv2")
+    stem = "net.conv_stem.weight" if mbv2 else "net.conv1.weight"
+    first = "net.blocks.1.0.conv_pw.weight" if mbv2 else "net.layer1.0.conv1.weight"
+    second = "net.blocks.2.0.conv_pw.weight" if mbv2 else "net.layer2.0.conv1.weight"
     assert stem in frozen and first in frozen and second not in frozen
     assert all(not n.endswith(("running_mean", "running_var")) for n, _ in enc.named_parameters())
+
+
+def test_encoder_widths_match_timm_feature_info() -> None:
+    import timm
+
+    from vosc.models.encoder.timm_backbone import ENCODER_DIMS, TIMM_NAMES
+
+    for name in ("mobilenetv2", "mobilenetv2_075", "mobilenetv2_050"):
+        net = timm.create_model(TIMM_NAMES[name], output_stride=16, num_classes=0, global_pool="")
+        chs = {f["module"]: f["num_chs"] for f in net.feature_info}
+        assert ENCODER_DIMS[name] == (chs["blocks.1"], chs["blocks.2"], chs["blocks.4"], net.conv_head.out_channels)
 
 
 def test_swin_any_size_and_output_norms() -> None:

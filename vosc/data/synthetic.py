@@ -20,10 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objects", type=int, default=2)
     p.add_argument("--layout", choices=("davis", "ytvos"), default="davis")
+    p.add_argument("--style", choices=("classic", "rich"), default="classic",
+                   help="classic: photo cut-outs, linear motion; rich: varied silhouettes, non-rigid motion, distractors")
+    p.add_argument("--distractors", type=int, default=0, help="unannotated sprites per video (rich)")
     args = p.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     logging.basicConfig(level=logging.INFO)
-    generate_synthetic(args.out, args.videos, args.frames, (w, h), args.seed, args.objects, args.layout)
+    generate_synthetic(args.out, args.videos, args.frames, (w, h), args.seed, args.objects, args.layout,
+                       style=args.style, distractors=args.distractors)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,13 @@ import numpy as np
 from vosc.data.errors import DatasetLayoutError
 from vosc.data.palette import write_frame, write_mask
 from vosc.data.sources.base import OnError, VideoSource
+from vosc.data.sources.synthetic_scenes import render_rich_video
 
 log = logging.getLogger(__name__)
 
 Layout = Literal["davis", "ytvos"]
+Style = Literal["classic", "rich"]
+STYLES = ("classic", "rich")
 MANIFEST = "synthetic.json"
 YTVOS_STRIDE = 5
 
@@ -60,6 +63,8 @@ class SyntheticConfig:
     objects: int = 2
     layout: str = "davis"
     val_fraction: float = 0.25
+    style: str = "classic"
+    distractors: int = 0
 
 
 @cache
@@ -124,11 +129,17 @@ def _make_sprites(rng: np.random.Generator, cfg: SyntheticConfig, total: int, la
 
 def _render_video(rng: np.random.Generator, cfg: SyntheticConfig, total: int, late: bool,
                   step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Render ``total`` frames.
+    """Render ``total`` frames in the configured style (``classic`` here, ``rich`` in
+    :mod:`vosc.data.sources.synthetic_scenes`).
 
     Returns:
         Frames ``(T, H, W, 3)`` uint8 and masks ``(T, H, W)`` uint8 ids ``1..K``.
     """
+    if cfg.style == "rich":
+        start = 0
+        if late and cfg.objects > 1:  # the last object enters at an annotated (5-step) frame
+            start = YTVOS_STRIDE * int(rng.integers(1, max(2, (total - 1) // YTVOS_STRIDE)))
+        return render_rich_video(rng, total, cfg.width, cfg.height, cfg.objects, cfg.distractors, start)
     W, H = cfg.width, cfg.height
     bg = _photo(_BACKGROUNDS[int(rng.integers(len(_BACKGROUNDS)))])
     zoom = max(1.4 * W / bg.shape[1], 1.4 * H / bg.shape[0])
@@ -170,15 +181,21 @@ def _paste(frame: np.ndarray, mask: np.ndarray, sp: _Sprite, oid: int, t: int, s
     mask[fy0:fy1, fx0:fx1][sub_a] = oid
 
 
+def _manifest_matches(manifest: Path, cfg: SyntheticConfig) -> bool:
+    """Whether ``manifest`` describes ``cfg`` (keys added since a set was written take their defaults)."""
+    return {**asdict(SyntheticConfig()), **json.loads(manifest.read_text())} == asdict(cfg)
+
+
 def _video_names(cfg: SyntheticConfig) -> tuple[list[str], list[str]]:
     names = [f"synth-{i:03d}" for i in range(cfg.videos)]
-    n_val = max(1, round(cfg.videos * cfg.val_fraction)) if cfg.videos > 1 else 0
+    n_val = min(cfg.videos, max(1, round(cfg.videos * cfg.val_fraction))) if cfg.videos > 1 else 0
     train, val = names[: len(names) - n_val], names[len(names) - n_val:]
     return train, (val or train)
 
 
 def render_synthetic_videos(videos: int = 4, frames: int = 8, size: tuple[int, int] = (160, 96), seed: int = 0,
-                            objects: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                            objects: int = 2, style: Style = "classic",
+                            distractors: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Render videos in memory, exactly as :func:`generate_synthetic` writes them in DAVIS layout.
 
     Video ``i`` depends only on ``(seed, i)``, so two seeds give disjoint, reproducible sets (e.g. a
@@ -190,18 +207,22 @@ def render_synthetic_videos(videos: int = 4, frames: int = 8, size: tuple[int, i
         size: ``(W, H)``.
         seed: Random seed.
         objects: Objects per video ``K``.
+        style: ``"classic"`` or ``"rich"`` (see :func:`generate_synthetic`).
+        distractors: Unannotated sprites per video (``rich`` only).
 
     Yields:
         ``N`` pairs of frames ``(T, H, W, 3)`` uint8 and masks ``(T, H, W)`` uint8 ids ``0..K``.
     """
-    cfg = SyntheticConfig(videos, frames, int(size[0]), int(size[1]), seed, objects)
+    cfg = SyntheticConfig(videos, frames, int(size[0]), int(size[1]), seed, objects, style=style,
+                          distractors=distractors)
     for i in range(videos):
         yield _render_video(np.random.default_rng([seed, i]), cfg, frames, late=False, step=1.0)
 
 
 def _write_davis(out: Path, cfg: SyntheticConfig) -> None:
     train, val = _video_names(cfg)
-    rendered = render_synthetic_videos(cfg.videos, cfg.frames, (cfg.width, cfg.height), cfg.seed, cfg.objects)
+    rendered = render_synthetic_videos(cfg.videos, cfg.frames, (cfg.width, cfg.height), cfg.seed, cfg.objects,
+                                       cfg.style, cfg.distractors)  # type: ignore[arg-type]
     for name, (frames, masks) in zip(train + [v for v in val if v not in train], rendered):
         for t in range(cfg.frames):
             write_frame(out / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", frames[t])
@@ -248,7 +269,8 @@ def _write_ytvos_video(out: Path, split: str, name: str, frames: np.ndarray, mas
 
 
 def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: tuple[int, int] = (160, 96),
-                       seed: int = 0, objects: int = 2, layout: Layout = "davis", val_fraction: float = 0.25) -> Path:
+                       seed: int = 0, objects: int = 2, layout: Layout = "davis", val_fraction: float = 0.25,
+                       style: Style = "classic", distractors: int = 0) -> Path:
     """Generate a synthetic dataset into ``out`` (atomically: a temp folder renamed into place).
 
     Args:
@@ -261,7 +283,12 @@ def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: 
         seed: Random seed; the same parameters give the same files.
         objects: Objects per video ``K`` (≤ 255).
         layout: ``"davis"`` or ``"ytvos"``.
-        val_fraction: Share of videos in the val/valid split.
+        val_fraction: Share of videos in the val/valid split (the last videos: video ``i`` depends only on
+            ``(seed, i)``, so validation videos are never training videos).
+        style: ``"classic"`` (photo cut-outs with linear bouncing motion) or ``"rich"`` (random blob, ellipse
+            and horse silhouettes with random photo textures, non-rigid deformation, random-walk motion,
+            scale trends, rotation, camera pan/zoom, occlusion; see :mod:`vosc.data.sources.synthetic_scenes`).
+        distractors: Unannotated sprites per video (``rich``), half of them textured like an object.
 
     Returns:
         ``out``.
@@ -270,14 +297,17 @@ def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: 
         DatasetLayoutError: ``out`` holds something else.
     """
     out = Path(out)
-    cfg = SyntheticConfig(videos, frames, int(size[0]), int(size[1]), seed, objects, layout, val_fraction)
+    cfg = SyntheticConfig(videos, frames, int(size[0]), int(size[1]), seed, objects, layout, val_fraction, style,
+                          distractors)
     if layout not in ("davis", "ytvos"):
         raise ValueError(f"layout must be 'davis' or 'ytvos', got {layout!r}")
+    if style not in STYLES or distractors < 0:
+        raise ValueError(f"style must be one of {STYLES} and distractors >= 0, got {style!r}, {distractors}")
     if not 1 <= objects <= 255 or videos < 1 or frames < 1:
         raise ValueError(f"invalid synthetic parameters {cfg}")
     manifest = out / MANIFEST
     if manifest.is_file():
-        if json.loads(manifest.read_text()) == asdict(cfg):
+        if _manifest_matches(manifest, cfg):
             return out
         raise DatasetLayoutError(out, f"holds a synthetic set with other parameters ({manifest.read_text()})")
     if out.exists() and any(out.iterdir()):
@@ -293,7 +323,7 @@ def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: 
             os.replace(tmp, out)
         except OSError:
             # another process (e.g. another DDP rank) finished the same set first
-            if not (manifest.is_file() and json.loads(manifest.read_text()) == asdict(cfg)):
+            if not (manifest.is_file() and _manifest_matches(manifest, cfg)):
                 raise
     finally:
         if tmp.exists():
@@ -309,20 +339,23 @@ class SyntheticSource(VideoSource):
     Args:
         root: Folder of the generated set.
         split: DAVIS ``"train"``/``"val"``; YouTube-VOS ``"train"``/``"valid"``.
-        videos, frames, width, height, seed, objects, layout: Generator parameters
-            (see :func:`generate_synthetic`).
+        videos, frames, width, height, seed, objects, layout, style, distractors, val_fraction: Generator
+            parameters (see :func:`generate_synthetic`); ``val_fraction=1`` makes every video a validation
+            video (a held-out set of its own seed).
         name: Source name.
         on_error: See :class:`VideoSource`.
     """
 
     def __init__(self, root: str | Path, split: str = "train", videos: int = 4, frames: int = 8, width: int = 160,
                  height: int = 96, seed: int = 0, objects: int = 2, layout: Layout = "davis",
-                 name: str = "synthetic", on_error: OnError = "raise") -> None:
+                 name: str = "synthetic", on_error: OnError = "raise", style: Style = "classic",
+                 distractors: int = 0, val_fraction: float = 0.25) -> None:
         super().__init__(name, validate=True, on_error=on_error)
         from vosc.data.sources.davis import DavisSource
         from vosc.data.sources.youtube_vos import YouTubeVOSSource
 
-        self.root = generate_synthetic(root, videos, frames, (width, height), seed, objects, layout)
+        self.root = generate_synthetic(root, videos, frames, (width, height), seed, objects, layout,
+                                       val_fraction=val_fraction, style=style, distractors=distractors)
         inner: VideoSource
         if layout == "davis":
             inner = DavisSource(self.root, split=split, name=name, on_error=on_error)

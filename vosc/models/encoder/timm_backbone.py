@@ -2,6 +2,8 @@
 
 * ``mobilenetv2``: timm ``mobilenetv2_100`` dilated to output stride 16; features after blocks 1, 2, 4
   and after ``conv_head``/``bn2`` (channels 24/32/96/1280, strides 4/8/16/16).
+* ``mobilenetv2_075`` / ``mobilenetv2_050``: the same at 0.75 / 0.5 width (channels 24/24/72/1280 and
+  16/16/48/1280), for CPU training from scratch; no official checkpoint uses them.
 * ``resnet50``: timm ``resnet50`` without ``layer4`` (channels 256/512/1024, stride 16; the 4th feature
   is ``layer3`` again, as in the reference).
 * ``swin_base``: timm ``swin_base_patch4_window7_224`` without its last stage, any input size (padded
@@ -27,11 +29,15 @@ log = logging.getLogger(__name__)
 
 ENCODER_DIMS: dict[str, tuple[int, int, int, int]] = {
     "mobilenetv2": (24, 32, 96, 1280),
+    "mobilenetv2_075": (24, 24, 72, 1280),
+    "mobilenetv2_050": (16, 16, 48, 1280),
     "resnet50": (256, 512, 1024, 1024),
     "swin_base": (128, 256, 512, 512),
 }
 TIMM_NAMES: dict[str, str] = {
     "mobilenetv2": "mobilenetv2_100",
+    "mobilenetv2_075": "mobilenetv2_075",
+    "mobilenetv2_050": "mobilenetv2_050",
     "resnet50": "resnet50",
     "swin_base": "swin_base_patch4_window7_224",
 }
@@ -126,7 +132,7 @@ def encoder_key_to_timm(name: str, key: str) -> str | None:
     """
     if key.endswith("num_batches_tracked"):
         return None
-    if name == "mobilenetv2":
+    if name.startswith("mobilenetv2"):
         new = _mbv2_key(key)
     elif name == "swin_base":
         new = _swin_key(key)
@@ -162,7 +168,7 @@ class TimmBackbone(nn.Module):
         self.name = name
         self.dims = ENCODER_DIMS[name]
         use_hub = pretrained is True
-        if name == "mobilenetv2":
+        if name.startswith("mobilenetv2"):
             self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, output_stride=16,
                                          num_classes=0, global_pool="")
             self.net.classifier = nn.Identity()
@@ -203,7 +209,7 @@ class TimmBackbone(nn.Module):
 
     def _freeze_stages(self, freeze_at: int) -> None:
         net = self.net
-        if self.name == "mobilenetv2":
+        if self.name.startswith("mobilenetv2"):
             stem, first = [net.conv_stem, net.bn1], [net.blocks[0], net.blocks[1]]
         elif self.name == "resnet50":
             stem, first = [net.conv1, net.bn1], [net.layer1]
@@ -225,7 +231,7 @@ class TimmBackbone(nn.Module):
         Returns:
             Four maps ``(B, C_i, H/s_i, W/s_i)`` with strides 4, 8, 16, 16 and channels ``self.dims``.
         """
-        if self.name == "mobilenetv2":
+        if self.name.startswith("mobilenetv2"):
             net = self.net
             x = net.bn1(net.conv_stem(x))
             feats = []
