@@ -21,7 +21,8 @@ Outputs under ``--out``:
 
 ``--enhancer NAME=CKPT`` runs the ``--enhancer-model`` model with that enhancer in front (compressed
 points only). ``--davis-long-edge`` downscales real sequences before coding (models trained on small
-synthetic frames); ``--max-frames`` shortens every sequence (smoke runs).
+synthetic frames); ``--max-frames`` shortens every sequence (smoke runs); ``--eval-arg DATASET:KEY=VALUE``
+passes an extra override to that dataset's ``evaluate.py`` runs.
 """
 
 from __future__ import annotations
@@ -73,11 +74,17 @@ def evaluate_run(run: str, ckpt: Path, dataset: str, args: argparse.Namespace, p
            f"out_dir={out}", f"cache_dir={Path(args.out) / 'cache'}", f"torch_threads={args.threads}",
            f"hydra.run.dir={out}/hydra/{dataset}"]
     if enhancer is not None:
-        cmd += ["enhancer=on", f"enhancer_ckpt={enhancer}"]
+        cmd += ["enhancer=on", f"enhancer_ckpt={enhancer}", f"model/enhancer@enhancer_net={args.enhancer_net}"]
     if args.max_frames:
         cmd.append(f"max_frames={args.max_frames}")
     if dataset in REAL_DATASETS and args.davis_long_edge:
         cmd.append(f"resize_long_edge={args.davis_long_edge}")
+    for extra in args.eval_arg:
+        target, sep, override = extra.partition(":")
+        if sep and "=" in override and target == dataset:
+            cmd.append(override)
+        elif not sep or "=" not in override:
+            raise SystemExit(f"--eval-arg {extra!r}: expected DATASET:KEY=VALUE")
     log.info("%s on %s: %s", run, dataset, " ".join(cmd[2:]))
     subprocess.run(cmd, check=True, cwd=REPO)
     return out
@@ -235,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--raw-model", default="raw", help="the model trained on raw frames (BD anchor)")
     p.add_argument("--enhancer", action="append", default=[], help="STAGE=CKPT enhancer (repeatable)")
     p.add_argument("--enhancer-model", default=None, help="model the enhancers run with (default: first non-raw)")
+    p.add_argument("--enhancer-net", default="cae_tiny", help="enhancer architecture (conf/model/enhancer/)")
     p.add_argument("--datasets", nargs="+", default=["synthetic_heldout", "davis_mini"])
     p.add_argument("--ladder", nargs="+", default=PAPER_LADDER)
     p.add_argument("--depths", nargs="+", type=int, default=[1, 2, 3])
@@ -242,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="outputs/study")
+    p.add_argument("--eval-arg", action="append", default=[],
+                   help="DATASET:KEY=VALUE, an extra evaluate.py override for one dataset (repeatable)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     models, enhancers = _pairs(args.model, "--model"), _pairs(args.enhancer, "--enhancer")

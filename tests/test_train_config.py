@@ -63,7 +63,10 @@ def fake_roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path, 
         shutil.copy(min((synthetic_davis / "JPEGImages" / "480p" / seq.name).glob("*.jpg")),
                     static / "images" / f"{seq.name}.jpg")
         shutil.copy(min(seq.glob("*.png")), static / "masks" / f"{seq.name}.png")
-    return [f"paths.davis_root={synthetic_davis}", f"paths.ytvos_root={synthetic_ytvos}", f"paths.static_root={static}"]
+    # one data folder for every experiment: the generated synthetic sets are made once per module
+    data = tmp_path_factory.mktemp("data")
+    return [f"paths.davis_root={synthetic_davis}", f"paths.ytvos_root={synthetic_ytvos}", f"paths.static_root={static}",
+            f"paths.data_dir={data}"]
 
 
 # enhancer stages 1/2 train an EnhancerModule: tests/test_train_enhancer.py instantiates those
@@ -85,7 +88,7 @@ def test_every_experiment_instantiates(experiment: str, fake_roots: list[str], t
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["model.encoder=vgg16"], r"not a known backbone; valid choices: \['mobilenetv2', 'resnet50', 'swin_base'\]"),
+        (["model.encoder=vgg16"], r"not a known backbone; valid choices: \['mobilenetv2', 'mobilenetv2_050', 'mobilenetv2_075', 'resnet50', 'swin_base'\]"),
         (["model.num_layers=2", "lit.depths=[1,3]"], r"exceed model.num_layers=2; valid choices: \[1, 2\]"),
         (["lit.alpha=0"], r"lit.alpha=0.0 must be > 0"),
         (["lit.alpha=-2"], r"must be > 0"),
