@@ -19,7 +19,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +28,7 @@ import numpy as np
 from vosc.data.errors import DatasetLayoutError
 from vosc.data.palette import write_frame, write_mask
 from vosc.data.sources.base import OnError, VideoSource
-from vosc.data.sources.synthetic_scenes import render_rich_video
+from vosc.data.sources.synthetic_scenes import _photo, render_rich_video
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +64,6 @@ class SyntheticConfig:
     val_fraction: float = 0.25
     style: str = "classic"
     distractors: int = 0
-
-
-@cache
-def _photo(name: str) -> np.ndarray:
-    import skimage.data
-
-    img = getattr(skimage.data, name)()
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    return np.ascontiguousarray(img[..., :3].astype(np.uint8))
 
 
 def _sprite_library() -> list[tuple[np.ndarray, np.ndarray]]:
