@@ -151,7 +151,7 @@ def test_non_finite_loss_names_step_batch_and_sequences(tiny_aost: torch.nn.Modu
         mod.training_step(batch, 7)
 
 
-def test_predict_clip_pads_to_the_stride_and_returns_input_size(tiny_aost: torch.nn.Module) -> None:
+def test_predict_clip_resizes_to_the_network_size_and_returns_input_size(tiny_aost: torch.nn.Module) -> None:
     batch = _batch(b=1, t=3, size=64)
     frames = batch.frames[..., :60, :50]
     mod = VOSModule(model=tiny_aost)

@@ -401,7 +401,11 @@ class VOSModule(L.LightningModule):
     def predict_clip(self, frames: Tensor, first_mask: Tensor, num_objects: Tensor, depth: int) -> Tensor:
         """Semi-supervised inference of clips at one depth (memory from this depth's own predictions).
 
-        Frames are zero-padded (bottom/right) to multiples of the model stride and predictions cropped back.
+        Sizing follows :class:`~vosc.inference.segmenter.VideoSegmenter` (and so ``evaluate.py``): frames are
+        resized (bicubic) to :func:`~vosc.inference.postprocess.network_size` (sides ``16k + 1`` for
+        ``align_corners`` models), the first mask with nearest-neighbour sampling; logits are resized back
+        bilinearly to the original size before the argmax, and each prediction re-enters the memory resized
+        to the network size. Validation J&F and evaluation J&F of the same weights therefore agree.
 
         Args:
             frames: ``(B, T, 3, H, W)`` normalised frames.
@@ -412,23 +416,32 @@ class VOSModule(L.LightningModule):
         Returns:
             ``(B, T, H, W)`` int64 predicted ids (frame 0 = the given mask).
         """
+        from vosc.inference.postprocess import network_size
+
         h, w = frames.shape[-2:]
-        s = int(getattr(self.model, "stride", 16))
-        ph, pw = (-h) % s, (-w) % s
-        if ph or pw:
-            frames = F.pad(frames.flatten(0, 1), (0, pw, 0, ph)).unflatten(0, frames.shape[:2])
-            first_mask = F.pad(first_mask, (0, pw, 0, ph))
+        align = bool(getattr(self.model, "align_corners", True))
+        nh, nw = network_size(h, w, None, None, 1.0, int(getattr(self.model, "stride", 16)), align)
+
+        def to_net(x: Tensor, mode: str) -> Tensor:
+            if (nh, nw) == (h, w):
+                return x
+            if mode == "nearest":
+                return F.interpolate(x.float(), size=(nh, nw), mode="nearest").long()
+            return F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False)
+
         prop = self._propagator(self.hparams.val_long_term_gap)
-        prop.add_reference(frames[:, 0], first_mask, num_objects)
+        prop.add_reference(to_net(frames[:, 0], "bicubic"), to_net(first_mask, "nearest"), num_objects)
         preds = [first_mask[:, 0]]
         ident = torch.arange(self.num_ids, device=frames.device).expand(frames.shape[0], -1)
         for i in range(1, frames.shape[1]):
-            logits = unshuffle_logits(prop.step(frames[:, i], [depth])[depth], ident, num_objects)
+            logits = unshuffle_logits(prop.step(to_net(frames[:, i], "bicubic"), [depth])[depth], ident, num_objects)
+            if (nh, nw) != (h, w):
+                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=align)
             pred = logits.argmax(dim=1, keepdim=True)
             preds.append(pred[:, 0])
             if i < frames.shape[1] - 1:
-                prop.update_memory(pred)
-        return torch.stack(preds, dim=1)[..., :h, :w]
+                prop.update_memory(to_net(pred, "nearest"))
+        return torch.stack(preds, dim=1)
 
     def on_validation_epoch_start(self) -> None:
         """Reset the per-sequence accumulators."""
