@@ -4,7 +4,8 @@
   (``decay_t = min(decay, (1 + t) / (10 + t))``, ``decay = 1 - 1 / (total_steps * ema_ratio)`` unless
   given). Validation runs on the averaged weights; checkpoints store them in ``state_dict`` and the raw
   weights in ``current_model_state`` (Lightning's ``WeightAveraging`` layout).
-* :class:`ThroughputMonitor` logs ``train/clips_per_s`` and ``train/steps_per_s``.
+* :class:`ThroughputMonitor` logs ``train/clips_per_s``, ``train/steps_per_s`` and ``train/elapsed_min`` (wall
+  minutes since this process started fitting, validation included: J&F against training minutes).
 * :class:`MaskImageLogger` logs, for the first validation clip, the raw and decoded frames with the
   ground-truth and predicted masks at each depth (W&B or TensorBoard).
 * :class:`AtomicCheckpointIO` writes checkpoints to a temporary file, fsyncs and renames.
@@ -80,7 +81,8 @@ class EMA(WeightAveraging):
 
 
 class ThroughputMonitor(Callback):
-    """Logs training throughput: ``train/clips_per_s`` (all ranks) and ``train/steps_per_s``.
+    """Logs training throughput: ``train/clips_per_s`` (all ranks), ``train/steps_per_s`` and
+    ``train/elapsed_min`` (wall minutes since this process started fitting, validation included).
 
     Args:
         log_every_n_steps: Logging period; the rate is averaged over the period.
@@ -91,6 +93,11 @@ class ThroughputMonitor(Callback):
         self._t0: float | None = None
         self._clips = 0
         self._steps = 0
+        self._fit_start: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the wall clock of ``train/elapsed_min``."""
+        self._fit_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         """Start the clock at the first batch of a period."""
@@ -105,8 +112,11 @@ class ThroughputMonitor(Callback):
         self._steps += 1
         if self._steps >= self.log_every_n_steps and self._t0 is not None:
             dt = max(time.perf_counter() - self._t0, 1e-9)
+            now = time.perf_counter()
+            elapsed = (now - self._fit_start) / 60.0 if self._fit_start is not None else 0.0
             pl_module.log_dict(
-                {"train/clips_per_s": self._clips / dt, "train/steps_per_s": self._steps / dt},
+                {"train/clips_per_s": self._clips / dt, "train/steps_per_s": self._steps / dt,
+                 "train/elapsed_min": elapsed},
                 on_step=True,
                 on_epoch=False,
                 rank_zero_only=True,
