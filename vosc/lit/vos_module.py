@@ -37,6 +37,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vosc.config import ConfigError
 from vosc.inference.propagator import Propagator, run_clip
 from vosc.losses.segmentation import SegmentationLoss, combine_depths
 from vosc.types import VOSBatch
@@ -49,10 +50,6 @@ NEG_INF = -1e4  # safe in fp16/bf16 and float32
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names step, batch and sequences."""
-
-
-class ConfigError(ValueError):
-    """An invalid training configuration, detected before training starts."""
 
 
 def shuffle_permutation(num_ids: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
@@ -194,7 +191,7 @@ class VOSModule(L.LightningModule):
         self.depths = self._check_depths(depths, num_layers, scalable, "lit.depths")
         self.val_depths = self._check_depths(val_depths, num_layers, True, "lit.val_depths") if val_depths else self.depths
         if not (alpha > 0):
-            raise ConfigError(f"lit.alpha must be > 0 (or inf for deepest-only supervision), got {alpha}")
+            raise ConfigError(f"lit.alpha={float(alpha)} must be > 0 (or inf for deepest-only supervision)")
         self.alpha = float(alpha)
         if not 0.0 <= seq_switch_ratio <= 1.0:
             raise ConfigError(f"lit.seq_switch_ratio must be in [0, 1], got {seq_switch_ratio}")
@@ -233,7 +230,8 @@ class VOSModule(L.LightningModule):
         out = sorted({int(d) for d in depths})
         bad = [d for d in out if d not in valid]
         if bad or not out:
-            raise ConfigError(f"{key}={list(depths)}: depth(s) {bad} exceed the model's layers; valid choices: {valid}")
+            raise ConfigError(f"{key}={list(depths)}: depth(s) {bad} exceed model.num_layers={num_layers}; "
+                              f"valid choices: {valid}")
         if not scalable and out != [num_layers]:
             raise ConfigError(
                 f"{key}={out}: an LSTT (AOT) model is trained at its full depth only; valid choice: [{num_layers}]"
