@@ -60,12 +60,13 @@ def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
     device = builders.resolve_device(str(cfg.device))
     if cfg.torch_threads is not None:
         torch.set_num_threads(int(cfg.torch_threads))
-    model, prov = builders.load_vos_model(cfg.ckpt, cfg.model, int(cfg.seed), cfg.model_name, _choice("model"))
+    model, prov = builders.load_vos_model(cfg.ckpt, cfg.model, int(cfg.seed), cfg.model_name,
+                                          _choice("model"))
     depths = builders.resolve_depths(None if cfg.depths is None else list(cfg.depths), model)
     source, ds = builders.build_source(cfg.dataset, cfg.data_root, str(cfg.split))
     model = model.to(device)
-    enhancer, mode = builders.build_enhancer(cfg.enhancer, cfg.enhancer_net, cfg.enhancer_ckpt,
-                                             int(cfg.enhancer_chunk), device, _choice("model/enhancer@enhancer_net"))
+    enhancer, mode = builders.build_enhancer(cfg.enhancer, cfg.enhancer_net, cfg.enhancer_ckpt, int(cfg.enhancer_chunk),
+                                             device, _choice("model/enhancer@enhancer_net"))
     seg_cfg = OmegaConf.to_container(cfg.segmenter, resolve=True)
     factory = instantiate(cfg.segmenter)
     sweep = Sweep(source=source, dataset=str(ds.name), model=model,
@@ -88,8 +89,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         sweep.enhancer_mode, Path(str(cfg.out_dir)) / sweep.dataset)
     sweep.run()
     run_config: Any = OmegaConf.to_container(cfg, resolve=False)
-    index = write_reports(sweep, ds, str(cfg.out_dir), cfg.anchor, OmegaConf.to_container(cfg.wandb, resolve=True),
-                          run_config, time.perf_counter() - t0)  # type: ignore[arg-type]
+    wandb: Any = OmegaConf.to_container(cfg.wandb, resolve=True)
+    index = write_reports(sweep, ds, str(cfg.out_dir), cfg.anchor, wandb, run_config, time.perf_counter() - t0)
     log.info("done in %.1fs: %d sequence results computed, %d resumed; summary %s", index["wall_s"],
         sweep.computed, sweep.resumed, index["tables"].get("summary"))
     return index

@@ -52,7 +52,7 @@ def validate_config(cfg: DictConfig) -> None:
     """
     builders.check_data_roots(cfg.data)
     if cfg.get("codec") is not None:
-        builders.instantiate(cfg.codec)  # the compression stage checks its codec and q (cheap, nothing encoded)
+        builders.instantiate(cfg.codec)  # the compression stage checks its codec and q (nothing encoded)
     builders.check_checkpoints(cfg.get("vos_ckpt"), cfg.get("enhancer_ckpt"), cfg.get("enhancer") is not None)
     if builders.is_enhancer_stage(cfg.lit):
         builders.check_enhancer_stage(cfg.get("enhancer") is not None, bool(cfg.data.get("keep_raw", False)))

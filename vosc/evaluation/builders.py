@@ -56,7 +56,8 @@ def load_vos_model(ckpt: str | None, model: DictConfig, seed: int, model_name: s
     name = model_name or default_name.get(loaded.kind, f"vosc-{Path(str(ckpt)).stem}")
     if loaded.kind == "vosc":
         log.info("model=%s ignored: the network comes from the checkpoint's hyper-parameters", model_choice)
-    return loaded.model, {"name": name, "checkpoint": loaded.checkpoint, "checkpoint_hash": loaded.checkpoint_hash}
+    prov = {"name": name, "checkpoint": loaded.checkpoint, "checkpoint_hash": loaded.checkpoint_hash}
+    return loaded.model, prov
 
 
 def build_enhancer(enhancer: Any, enhancer_net: DictConfig, enhancer_ckpt: str | None, enhancer_chunk: int,
@@ -102,9 +103,9 @@ def build_source(dataset: DictConfig, data_root: str | None, split: str) -> tupl
     """
     ds = dataset
     if data_root is not None and ds.source._target_.endswith("SyntheticSource"):
-        ds = OmegaConf.create({"name": None, "references": "first", "submission": None,
-                               "source": {"_target_": "vosc.data.sources.davis.DavisSource", "root": str(data_root),
-                                          "split": split, "year": 2017}})
+        davis = {"_target_": "vosc.data.sources.davis.DavisSource", "root": str(data_root), "split": split,
+                 "year": 2017}
+        ds = OmegaConf.create({"name": None, "references": "first", "submission": None, "source": davis})
     root = ds.source.get("root")
     synthetic = ds.source._target_.endswith("SyntheticSource")
     if root is None:
@@ -125,7 +126,8 @@ def resolve_depths(depths: list[int] | None, model: nn.Module) -> list[int]:
     """Depths to evaluate (``None``: the full depth), each one the model can decode at.
 
     Raises:
-        ConfigError: A depth outside ``1..n_l``, or (AOT, whose decoder is not scalable) any depth but ``n_l``.
+        ConfigError: A depth outside ``1..n_l``, or (AOT, whose decoder is not scalable) any depth but
+            ``n_l``.
     """
     layers = int(model.num_layers)  # type: ignore[arg-type]
     wanted = [layers] if depths is None else [int(d) for d in depths]
@@ -135,8 +137,8 @@ def resolve_depths(depths: list[int] | None, model: nn.Module) -> list[int]:
     valid = list(getattr(model, "decode_depths", range(1, layers + 1)))
     off = [d for d in wanted if d not in valid]
     if off:
-        raise ConfigError(f"depths={wanted}: {off} not decodable: an AOT (LSTT) model decodes only at its full "
-                          f"depth; valid choices: {valid}")
+        raise ConfigError(f"depths={wanted}: {off} not decodable: an AOT (LSTT) model decodes only at its "
+                          f"full depth; valid choices: {valid}")
     return sorted(set(wanted))
 
 

@@ -63,8 +63,8 @@ def check_data_roots(data: DictConfig) -> None:
         if not Path(root).exists():
             raise ConfigError(
                 f"{key}={root} does not exist ({target.rsplit('.', 1)[-1]}); point paths.davis_root / "
-                "paths.ytvos_root / paths.static_root (env DAVIS_ROOT / YTVOS_ROOT / STATIC_ROOT) or paths.data_dir "
-                "at the dataset, or use data=synthetic (generated on first use)"
+                "paths.ytvos_root / paths.static_root (env DAVIS_ROOT / YTVOS_ROOT / STATIC_ROOT) or "
+                "paths.data_dir at the dataset, or use data=synthetic (generated on first use)"
             )
 
 
@@ -79,14 +79,16 @@ def check_checkpoints(vos_ckpt: str | None, enhancer_ckpt: str | None, has_enhan
         if path is not None and not Path(str(path)).expanduser().is_file():
             raise ConfigError(f"{key}={path} does not exist (a checkpoint file is expected)")
     if enhancer_ckpt is not None and not has_enhancer:
-        raise ConfigError("enhancer_ckpt is set but no enhancer is configured; add model/enhancer@enhancer=cae_tiny")
+        raise ConfigError("enhancer_ckpt is set but no enhancer is configured; add "
+                          "model/enhancer@enhancer=cae_tiny")
 
 
 def check_enhancer_stage(has_enhancer: bool, keep_raw: bool) -> None:
     """An enhancer stage (lit=EnhancerModule) has an enhancer and the raw frames to train against."""
     if not has_enhancer:
-        raise ConfigError("lit=EnhancerModule needs an enhancer: add `model/enhancer@enhancer=<option>`; valid "
-                          f"choices: {sorted(p.stem for p in ENHANCER_OPTIONS.glob('*.yaml'))}")
+        options = sorted(p.stem for p in ENHANCER_OPTIONS.glob("*.yaml"))
+        raise ConfigError(f"lit=EnhancerModule needs an enhancer: add `model/enhancer@enhancer=<option>`; "
+                          f"valid choices: {options}")
     if not keep_raw:
         raise ConfigError("lit=EnhancerModule trains against the uncompressed frames: set data.keep_raw=true")
 

@@ -333,7 +333,8 @@ class VOSModule(L.LightningModule):
             return 0.0
         return float(hp.aux_weight) * max(0.0, 1.0 - step / span)
 
-    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor, n_obj: Tensor) -> dict[int, Tensor]:
+    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor,
+                      n_obj: Tensor) -> dict[int, Tensor]:
         """Loss per depth (mean over the batch) of one frame's shuffled logits ``{depth: (B, N, H, W)}``."""
         step, total = self.global_step, self.total_steps
         return {d: self.loss_fn(unshuffle_logits(logits[d], perm, n_obj), target, step, total).mean()
@@ -355,8 +356,9 @@ class VOSModule(L.LightningModule):
             deepest = unshuffle_logits(logits[self.depths[-1]], perm, n_obj)
             return apply_permutation(deepest.detach().argmax(dim=1, keepdim=True), perm)
 
-        clip = run_clip(self._propagator(self.hparams.train_long_term_gap), frames, fed[:, 0], n_obj, self.depths,
-                        teacher=fed, feedback=from_prediction if use_pred else None, decode_reference=aux_w > 0)
+        prop = self._propagator(self.hparams.train_long_term_gap)
+        clip = run_clip(prop, frames, fed[:, 0], n_obj, self.depths, teacher=fed,
+                        feedback=from_prediction if use_pred else None, decode_reference=aux_w > 0)
         aux = frames.new_zeros(())
         if clip.reference is not None:
             aux = combine_depths(self._frame_losses(clip.reference, masks[:, 0], perm, n_obj), self.alpha)

@@ -166,7 +166,8 @@ class TimmBackbone(nn.Module):
                  freeze_at: int = 2) -> None:
         super().__init__()
         if name not in ENCODER_DIMS:
-            raise ConfigError(f"model.encoder={name!r} is not a known backbone; valid choices: {sorted(ENCODER_DIMS)}")
+            raise ConfigError(f"model.encoder={name!r} is not a known backbone; valid choices: "
+                              f"{sorted(ENCODER_DIMS)}")
         self.name = name
         self.dims = ENCODER_DIMS[name]
         use_hub = pretrained is True
