@@ -17,8 +17,9 @@
   decoder ``conv_in.{0,1}`` take the first 512/768 input channels of AOT's 1024-channel ``conv_in``
   (approximate); ``id_bank.norm`` keeps its identity-affine init (approximate: AOT had no ID norm).
 
-CLI: ``python -m vosc.checkpoints.official verify FIXTURE_DIR [--json OUT]`` (format of
-``shared/fixtures/aot-parity/README.md``); exit status 0 only within tolerance.
+CLI: ``python -m vosc.checkpoints verify FIXTURE_DIR [--json OUT]`` (same as ``-m vosc.checkpoints.official``;
+fixtures of ``shared/fixtures/aot-parity/`` or ``shared/fixtures/stcn-parity/``, see their READMEs; STCN
+checkpoints: :mod:`vosc.checkpoints.stcn`); exit status 0 only within tolerance.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vosc.models.encoder.timm_backbone import encoder_key_to_timm
 from vosc.models.vos_model import VOSModel
@@ -62,15 +63,15 @@ class LoadReport:
         """No missing, unexpected or mis-shaped keys."""
         return not (self.missing or self.unexpected or self.shape_mismatch)
 
-    def describe(self, source: str = "checkpoint", limit: int = 40) -> str:
-        """Readable multi-line report."""
+    def describe(self, source: str = "checkpoint", limit: int | None = 40) -> str:
+        """Readable multi-line report (at most ``limit`` keys per kind; ``None``: every key)."""
         lines = [(f"{source}: {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                  f"{len(self.shape_mismatch)} shape-mismatched keys")]
         for name, keys in (("missing", self.missing), ("unexpected", self.unexpected),
                            ("shape mismatch", self.shape_mismatch)):
             for k in keys[:limit]:
                 lines.append(f"  {name}: {k}")
-            if len(keys) > limit:
+            if limit is not None and len(keys) > limit:
                 lines.append(f"  ... and {len(keys) - limit} more {name} keys")
         return "\n".join(lines)
 
@@ -133,15 +134,16 @@ def convert_state_dict(state: dict[str, Tensor], encoder: str) -> tuple[dict[str
     return out, ignored
 
 
-def load_converted(model: VOSModel, state: dict[str, Tensor], strict: bool = True,
-                   source: str = "checkpoint") -> LoadReport:
-    """Load an already converted (vosc-named) state dict with a full key report."""
+def load_converted(model: nn.Module, state: dict[str, Tensor], strict: bool = True,
+                   source: str = "checkpoint", limit: int | None = 40) -> LoadReport:
+    """Load an already converted (vosc-named) state dict with a full key report (error messages list at
+    most ``limit`` keys per kind; ``None``: all)."""
     own = model.state_dict()
     report = LoadReport(missing=sorted(set(own) - set(state)), unexpected=sorted(set(state) - set(own)))
     report.shape_mismatch = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                                    for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if strict and not report.ok:
-        raise CheckpointMismatchError(report.describe(source))
+        raise CheckpointMismatchError(report.describe(source, limit))
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(usable, strict=False)
     if not report.ok:
@@ -199,16 +201,23 @@ def main(argv: list[str] | None = None) -> int:
     """``verify FIXTURE_DIR [--json OUT] [--depths ...]``; returns the exit status."""
     from vosc.checkpoints.parity import verify_fixture
 
-    parser = argparse.ArgumentParser(prog="python -m vosc.checkpoints.official",
-                                     description="Official AOT/AOST checkpoint tools")
+    parser = argparse.ArgumentParser(prog="python -m vosc.checkpoints",
+                                     description="Official AOT/AOST/STCN checkpoint tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    ver = sub.add_parser("verify", help="reproduce an aot-parity fixture and compare")
+    ver = sub.add_parser("verify", help="reproduce an aot-parity or stcn-parity fixture and compare")
     ver.add_argument("fixture_dir", type=Path)
     ver.add_argument("--json", type=Path, default=None, help="write the result JSON here (atomically)")
     ver.add_argument("--depths", type=int, nargs="*", default=None, help="subset of the fixture's depths")
+    ver.add_argument("--stcn-modes", nargs="+", default=["forced", "free"], choices=["forced", "free"],
+                     help="stcn-parity runs: official top-k selection forced and/or our own")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    result = verify_fixture(args.fixture_dir, depths=args.depths)
+    from vosc.checkpoints.stcn_parity import is_stcn_fixture, verify_stcn_fixture
+
+    if is_stcn_fixture(args.fixture_dir):
+        result = verify_stcn_fixture(args.fixture_dir, modes=tuple(args.stcn_modes))
+    else:
+        result = verify_fixture(args.fixture_dir, depths=args.depths)
     text = json.dumps(result, indent=2)
     sys.stdout.write(text + "\n")
     if args.json is not None:
