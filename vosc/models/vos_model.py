@@ -1,5 +1,5 @@
-"""AOT / AOST video object segmentation network (pure ``nn.Module``; the per-video state machine is
-:class:`vosc.inference.propagator.Propagator`).
+"""AOT / AOST video object segmentation network: the AOT family of :class:`vosc.models.base.VOSNetwork`
+(pure ``nn.Module``; the per-video loop that drives it lives in :mod:`vosc.inference`).
 
 One object serves every depth: depth ``n' ≤ num_layers`` uses the first ``n'`` (S-)LSTT layers, the
 output norms of those layers and (AOST) decoder input conv ``n'``. AOT models (non-scalable decoder)
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vosc.models.base import Memory, VOSNetwork
 from vosc.models.decoder.fpn import FPNDecoder, decoder_input
 from vosc.models.encoder.timm_backbone import TimmBackbone
 from vosc.models.propagation.id_bank import IDBank, one_hot_ids
@@ -43,8 +44,32 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-class VOSModel(nn.Module):
+@dataclass
+class AOTFeatures:
+    """Features of one frame (what :meth:`VOSModel.encode` returns).
+
+    Attributes:
+        feats: Encoder features ``[f4, f8, f16, p16]``, ``p16 (B, d_model, h, w)`` projected, ``h = H/16``.
+        tokens: ``p16`` as tokens ``(B, h*w, d_model)``.
+        size_2d: ``(h, w)``.
+        outs: Raw (S-)LSTT outputs ``(B, h*w, d_model)`` of the layers run so far (set by ``read``/``write``).
+        kvs: Unfused memory keys/values ``(B, h*w, d_model)`` of those layers.
+    """
+
+    feats: list[Tensor]
+    tokens: Tensor
+    size_2d: tuple[int, int]
+    outs: list[Tensor] = field(default_factory=list)
+    kvs: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    was_read: bool = False
+
+
+class VOSModel(VOSNetwork):
     """AOT (``block="lstt"``) or AOST (``block="slstt"``) network.
+
+    As a :class:`~vosc.models.base.VOSNetwork`: ``max_objects = max_obj`` identities per memory,
+    ``num_depths = num_layers``, memory entries are the identity-fused keys/values ``(B, h*w, d_model)`` of
+    every layer ``< memory.depth``, and every written frame is also the short-term memory.
 
     Args:
         encoder: ``"mobilenetv2"``, ``"resnet50"`` or ``"swin_base"``.
@@ -75,10 +100,12 @@ class VOSModel(nn.Module):
         if shared_layers and block != "slstt":
             raise ValueError("shared_layers is only defined for block='slstt' (AOST-share)")
         self.max_obj = max_obj
+        self.max_objects: int | None = max_obj
         self.num_layers = num_layers
+        self.num_depths = num_layers
         self.block_type = block
         self.d_model = d_model
-        self.align_corners = (encoder != "swin_base") if align_corners is None else align_corners
+        self.align_corners = bool((encoder != "swin_base") if align_corners is None else align_corners)
         self.scalable = block == "slstt"
         self.intermediate = not shared_layers
         self.encoder = TimmBackbone(encoder, pretrained=pretrained, freeze_bn=freeze_bn, freeze_at=freeze_at)
@@ -97,6 +124,11 @@ class VOSModel(nn.Module):
         self._pos_cache: dict[tuple[int, int, str], Tensor] = {}
 
     # ----------------------------------------------------------------------------------- pieces
+    @property
+    def decode_depths(self) -> tuple[int, ...]:
+        """AOST: ``1..num_layers``; AOT (non-scalable decoder): ``num_layers`` only."""
+        return tuple(range(1, self.num_layers + 1)) if self.scalable else (self.num_layers,)
+
     def check_depth(self, depth: int) -> int:
         """Validate a depth ``n'`` (AOT: only ``num_layers``)."""
         if not 1 <= depth <= self.num_layers:
@@ -105,7 +137,13 @@ class VOSModel(nn.Module):
             raise ValueError(f"AOT (block='lstt') decodes only at its full depth {self.num_layers}, not {depth}")
         return depth
 
-    def encode(self, frames: Tensor) -> list[Tensor]:
+    def encode(self, frames: Tensor) -> AOTFeatures:
+        """Encode frames ``(B, 3, H, W)`` → :class:`AOTFeatures` (``[f4, f8, f16, p16]`` and the tokens)."""
+        feats = self.encode_features(frames)
+        tokens, size_2d = self.tokens(feats)
+        return AOTFeatures(feats, tokens, size_2d)
+
+    def encode_features(self, frames: Tensor) -> list[Tensor]:
         """Encode frames ``(B, 3, H, W)`` → ``[f4, f8, f16, p16]`` with ``p16 (B, d_model, h, w)`` projected."""
         feats = self.encoder(frames)
         feats[-1] = self.encoder_projector(feats[-1])
@@ -161,30 +199,73 @@ class VOSModel(nn.Module):
         x = decoder_input(feats[-1], normed, size_2d, self.intermediate)
         return self.decoder(x, feats, depth - 1)
 
-    def upsample(self, logits: Tensor, size: tuple[int, int]) -> Tensor:
-        """Bilinear upsampling of ``(B, K, h, w)`` logits to ``size`` (``align_corners`` as the reference)."""
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
+    # ----------------------------------------------------------------------------------- memory
+    def layer_memories(self, memory: Memory) -> list[LayerMemory]:
+        """Per-layer long-term (concatenated, cached in ``memory.cache``) and short-term memories."""
+        if memory.short is None:
+            raise RuntimeError("the memory is empty: write a reference frame first (add_reference)")
+        cat = memory.cache.get("long_cat")
+        if cat is None:
+            cat = []
+            for i in range(memory.depth):
+                ks = [entry[i][0] for _, entry in memory.long]
+                vs = [entry[i][1] for _, entry in memory.long]
+                cat.append((torch.cat(ks, 1), torch.cat(vs, 1)) if len(ks) > 1 else (ks[0], vs[0]))
+            memory.cache["long_cat"] = cat
+        return [LayerMemory(lk, lv, sk, sv) for (lk, lv), (sk, sv) in zip(cat, memory.short)]
 
-    def forward(self, frames: Tensor, masks: Tensor, depths: Sequence[int] | None = None) -> list[dict[int, Tensor]]:
-        """Teacher-forced pass over clips: frame 0 is the reference, later frames use the GT memory.
+    def read(self, memory: Memory, feats: AOTFeatures, depths: Sequence[int]) -> dict[int, Tensor]:
+        """One (S-)LSTT pass to the deepest of ``depths`` against ``memory``, then the decoder per depth.
 
         Args:
-            frames: ``(B, T, 3, H, W)``.
-            masks: ``(B, T, 1, H, W)`` int64 ids (GT).
-            depths: Depths to decode (default: full depth).
+            memory: Memory with at least one reference frame.
+            feats: From :meth:`encode`; the layer outputs and keys/values are stored in it for :meth:`write`.
+            depths: Ascending depths ``<= memory.depth``.
 
         Returns:
-            For frames ``1..T-1``: ``{depth: logits (B, max_obj+1, H, W)}``.
+            ``{depth: (B, max_obj + 1, H/4, W/4) logits}`` (no masking of unused identities).
         """
-        from vosc.inference.propagator import Propagator
+        memories = self.layer_memories(memory)
+        depths = sorted(depths)
+        if depths[-1] > memory.depth:
+            raise ValueError(f"depth {depths[-1]} exceeds memory_depth {memory.depth}")
+        outs, kvs = self.propagate(feats.tokens, feats.size_2d, 0, depths[-1], memories=memories)
+        feats.outs, feats.kvs, feats.was_read = outs, kvs, True
+        return {d: self.decode(feats.feats, outs, d) for d in depths}
 
-        prop = Propagator(self, long_term_gap=2)
-        prop.add_reference(frames[:, 0], masks[:, 0], self.max_obj)
-        results = []
-        for t in range(1, frames.shape[1]):
-            results.append(prop.step(frames[:, t], depths))
-            prop.update_memory(masks[:, t])
-        return results
+    def write(self, memory: Memory, feats: AOTFeatures, masks: Tensor, *, reference: bool,
+              long_term: bool) -> None:
+        """Identity-fused keys/values of every layer ``< memory.depth`` become the short-term memory (and a
+        long-term entry when ``long_term``).
+
+        A reference frame runs the layers on its own tokens with its identities (no memory read); a read
+        frame reuses the keys/values of :meth:`read` and completes the layers a shallow read skipped against
+        the current memory, so every depth sees the memory a full-depth pass would have produced.
+
+        Args:
+            memory: The video's memory.
+            feats: The frame's features.
+            masks: ``(B, 1, H, W)`` int64 ids or ``(B, max_obj + 1, H, W)`` probabilities.
+            reference: Reference frame (see above).
+            long_term: Also push the entry to the long-term memory.
+        """
+        if reference:
+            id_emb = self.id_embedding(masks)
+            outs, kvs = self.propagate(feats.tokens, feats.size_2d, 0, memory.depth, id_emb=id_emb)
+            feats.outs, feats.kvs = outs, kvs
+        else:
+            if not feats.was_read:
+                raise RuntimeError("write(reference=False) needs a read() of the same frame first")
+            kvs = feats.kvs
+            if len(kvs) < memory.depth:  # complete the layers the read did not need
+                _, more = self.propagate(feats.outs[-1], feats.size_2d, len(kvs), memory.depth,
+                                         memories=self.layer_memories(memory))
+                kvs = list(kvs) + more
+            id_emb = self.id_embedding(masks)
+        fused = [self.fuse(i, kv, id_emb) for i, kv in enumerate(kvs[: memory.depth])]
+        if long_term:
+            memory.push_long(fused, is_reference=reference)
+        memory.short = fused
 
 
 def build_model(name: str, **overrides: Any) -> VOSModel:
