@@ -2,8 +2,9 @@
 
 Protocol and comparison rules: ``shared/fixtures/stcn-parity/README.md``. The fixture's ``checkpoint.pth``
 is loaded strictly into ``STCN()``; frames and the frame-0 one-hot masks are zero-padded (centred) to
-multiples of 16 and run through :class:`~vosc.inference.stcn.STCNPropagator` with the fixture's
-``top_k`` / ``mem_every`` / ``include_last``. Two runs:
+multiples of 16 by the network and run through the shared per-video loop
+(:class:`~vosc.inference.propagator.Propagator`, ``long_term_gap = mem_every``; the last frame is not
+memorised) with the fixture's ``top_k`` / ``include_last``. Two runs:
 
 * ``forced``: the official top-k selection (``topk_indices``) replaces ``torch.topk`` (criterion (a)):
   keys, per-object logits (full and 1/4 resolution) and aggregated probabilities within ``tolerance``;
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vosc.checkpoints.stcn import load_stcn_official
-from vosc.inference.stcn import STCNPropagator, pad_to_multiple, unpad
+from vosc.inference.propagator import Propagator
 from vosc.models.stcn import STCN
+from vosc.models.stcn.network import pad_to_multiple, unpad
+from vosc.models.stcn.readout import affinity
 
 log = logging.getLogger(__name__)
 
@@ -59,45 +61,58 @@ def _diff(a: Tensor, b: Tensor) -> tuple[float, float]:
 def run_protocol(model: STCN, inputs: dict, expected: dict, forced: bool) -> dict[str, Any]:
     """Run the fixture protocol once and compare every output (see the module docstring)."""
     out = expected["outputs"]
-    frames, pad = pad_to_multiple(inputs["frames"].float(), 16)
+    frames = inputs["frames"].float()
+    h, w = frames.shape[-2:]
+    _, pad = pad_to_multiple(frames[:1], model.stride)
     if list(pad) != list(expected["pad"]):
         raise ValueError(f"padding {pad} differs from the fixture's {expected['pad']}")
-    masks0, _ = pad_to_multiple(inputs["mask0_onehot"].float()[:, 0][None], 16)
-    h, w = inputs["frames"].shape[-2:]
-    prop = STCNPropagator(model, mem_every=int(expected["mem_every"]),
-                          include_last=bool(expected["include_last"]), top_k=int(expected["top_k"]))
-    prop.add_objects(frames[0:1], masks0)
-    stats: dict[str, list[tuple[float, float]]] = {k: [] for k in ("keys", "logits", "logits_4x", "prob_agg")}
-    stats["keys"].append(_diff(prop.memory_keys[0].view_as(out["keys"][0][None]), out["keys"][0][None]))
+    model.top_k, model.include_last = int(expected["top_k"]), bool(expected["include_last"])
+    keys: list[Tensor] = []
+    decoded: list[tuple[Tensor, Tensor]] = []
+    hooks = [model.key_proj.register_forward_hook(lambda _m, _i, o: keys.append(o)),
+             model.decoder.register_forward_hook(lambda _m, _i, o: decoded.append(o))]
+    prop = Propagator(model, long_term_gap=int(expected["mem_every"]))
+    stats: dict[str, list[tuple[float, float]]] = {k: [] for k in ("logits", "logits_4x", "prob_agg")}
     mism, compared, topk_same = [], [], []
-    num_t = frames.shape[0]
     start = time.perf_counter()
-    for i, t in enumerate(expected["propagated_frames"]):
-        official_idx = out["topk_indices"][i].long().flatten(1)[None]  # (1, k, h*w)
-        res = prop.step(frames[t: t + 1], [official_idx] if forced else None)
-        stats["keys"].append(_diff(res["key"], out["keys"][t][None]))
-        stats["logits"].append(_diff(res["object_logits"][0], out["logits"][i][:, 0]))
-        stats["logits_4x"].append(_diff(res["object_logits_4x"][0], out["logits_4x"][i][:, 0]))
-        stats["prob_agg"].append(_diff(res["prob"][0], out["prob_agg"][i][:, 0]))
-        if not forced:
-            aff_idx = torch.topk(_affinity_of(prop, res["key"]), official_idx.shape[1], dim=1).indices
-            same = (aff_idx.sort(1).values == official_idx.sort(1).values).all(1)
-            topk_same.append(float(same.float().mean()))
-        prob = F.interpolate(unpad(res["prob"], pad), size=(h, w), mode="bilinear", align_corners=False)
-        pred = prob.argmax(dim=1)[0].to(torch.uint8)
-        ok = ~out["near_tie"][i]
-        mism.append(int(((pred != out["masks"][i]) & ok).sum()))
-        compared.append(int(ok.sum()))
-        prop.update_memory(is_last=t == num_t - 1)
+    try:
+        prop.add_reference(frames[0:1], inputs["mask0"].long()[None, None], int(expected["num_objects"]))
+        for i, t in enumerate(expected["propagated_frames"]):
+            official_idx = out["topk_indices"][i].long().flatten(1)[None]  # (1, k, h*w)
+            model.forced_topk = [official_idx] if forced else None
+            decoded.clear()
+            try:
+                prob = torch.softmax(prop.step(frames[t: t + 1])[1], dim=1)
+            finally:
+                model.forced_topk = None
+            logits, logits_4x = (torch.cat(x, 0)[:, 0] for x in zip(*decoded))
+            stats["logits"].append(_diff(logits, out["logits"][i][:, 0]))
+            stats["logits_4x"].append(_diff(logits_4x, out["logits_4x"][i][:, 0]))
+            stats["prob_agg"].append(_diff(prob[0], unpad(out["prob_agg"][i][:, 0], pad)))
+            if not forced:
+                aff = affinity(keys[0].flatten(2), keys[-1].flatten(2))
+                same = (torch.topk(aff, official_idx.shape[1], dim=1).indices.sort(1).values
+                        == official_idx.sort(1).values).all(1)
+                topk_same.append(float(same.float().mean()))
+            pred = model.upsample(prob, (h, w)).argmax(dim=1)[0].to(torch.uint8)
+            ok = ~out["near_tie"][i]
+            mism.append(int(((pred != out["masks"][i]) & ok).sum()))
+            compared.append(int(ok.sum()))
+            if t != frames.shape[0] - 1:  # the official loop never memorises the last frame
+                prop.update_memory(prob)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    stats["keys"] = [_diff(k[0], e) for k, e in zip(keys, out["keys"])]
     result: dict[str, Any] = {"seconds": round(time.perf_counter() - start, 3),
                               "mask_mismatched_pixels": mism, "compared_pixels": compared,
-                              "memory_frames_after": prop.memory_frames}
+                              "memory_frames_after": prop.long_term_frames}
     for name, vals in stats.items():
         result[f"max_abs_{name}_diff"] = max(v[0] for v in vals)
         result[f"share_{name}_over_tol"] = max(v[1] for v in vals)
     if topk_same:
         result["query_cells_same_topk_set"] = topk_same
-    passed = all(m == 0 for m in mism)
+    passed = all(m == 0 for m in mism) and len(keys) == len(out["keys"])
     if forced:
         passed &= all(result[f"max_abs_{n}_diff"] <= TOLERANCE for n in stats)
     else:
@@ -106,13 +121,6 @@ def run_protocol(model: STCN, inputs: dict, expected: dict, forced: bool) -> dic
                       for n, lim in FLIP_MAX.items())
     result["passed"] = bool(passed)
     return result
-
-
-def _affinity_of(prop: STCNPropagator, key: Tensor) -> Tensor:
-    from vosc.models.stcn.readout import affinity
-
-    mk, _ = prop._group_memory(0)
-    return affinity(mk, key.flatten(2))
 
 
 def verify_stcn_fixture(fixture_dir: Path, modes: tuple[str, ...] = ("forced", "free")) -> dict[str, Any]:

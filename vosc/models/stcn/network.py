@@ -20,11 +20,14 @@ mode); their affine parameters train.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vosc.models.base import Memory, VOSNetwork
 from vosc.models.encoder.timm_backbone import TimmBackbone
 from vosc.models.stcn.modules import Decoder, ValueEncoder
 from vosc.models.stcn.readout import affinity, topk_weights, weighted_readout
@@ -49,8 +52,56 @@ class KeyFeatures:
     f4: Tensor
 
 
-class STCN(nn.Module):
+@dataclass
+class STCNFeatures:
+    """What :meth:`STCN.encode` returns for ``B`` frames of size ``H × W`` (zero-padded to ``Hp × Wp``).
+
+    Attributes:
+        key: Key features of the padded frames.
+        frames: ``(B, 3, Hp, Wp)`` the padded frames (the value encoder needs them).
+        pad: ``(left, right, top, bottom)`` padding.
+        object_logits: ``(B, K, Hp, Wp)`` per-object logits of the last :meth:`STCN.read` (before the sigmoid).
+        prob: ``(B, 1 + K, H, W)`` aggregated probabilities of that read (detached).
+        prob_padded: The same over the padded frame: a :meth:`STCN.write` of exactly ``prob`` encodes these
+            (the official loop keeps its predictions at the padded size).
+    """
+
+    key: KeyFeatures
+    frames: Tensor
+    pad: tuple[int, int, int, int]
+    object_logits: Tensor | None = field(default=None)
+    prob: Tensor | None = field(default=None)
+    prob_padded: Tensor | None = field(default=None)
+
+
+def pad_to_multiple(x: Tensor, multiple: int = 16) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Zero-pad the last two dims to multiples of ``multiple``, centred (the odd pixel at the bottom/right,
+    as the official ``pad_divide_by``).
+
+    Returns:
+        ``(padded, (left, right, top, bottom))``.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    return (F.pad(x, pad) if any(pad) else x), pad
+
+
+def unpad(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
+    """Remove a :func:`pad_to_multiple` padding from the last two dims."""
+    left, right, top, bottom = pad
+    return x[..., top: x.shape[-2] - bottom, left: x.shape[-1] - right]
+
+
+class STCN(VOSNetwork):
     """Space-Time Correspondence Network.
+
+    As a :class:`~vosc.models.base.VOSNetwork`: unbounded objects (``max_objects = None``; values and
+    decoding per object, batched), one depth, ``align_corners=False``. :meth:`encode` zero-pads frames
+    to multiples of 16 (centred) and :meth:`read` crops its logits back. A memory entry is the frame's key
+    and its per-object values; objects that appear later (a later reference entry with more objects) are
+    read from the entries that hold them. The short-term entry is used only with ``include_last``
+    (the official temporary last-frame memory); every long-term write clears it.
 
     Args:
         key_encoder: timm ResNet of the key encoder (``resnet50``; ``resnet18`` for small variants).
@@ -62,14 +113,19 @@ class STCN(nn.Module):
         top_k: Memory elements per query in the readout at inference (20); ``None``: all.
         pretrained: Key-encoder weights: ``False``, ``True`` (timm cache / hub) or a file path.
         freeze_bn_stats: Keep every batch norm in eval mode (running statistics fixed) during training.
+        include_last: Keep the last written non-long-term frame as a temporary memory entry.
     """
 
     stride: int = 16
+    max_objects: int | None = None
+    num_depths: int = 1
+    align_corners: bool = False
 
     def __init__(self, key_encoder: str = "resnet50", value_encoder: str = "resnet18", key_dim: int = 64,
                  value_dim: int = 512, key_comp_dim: int = 512,
                  decoder_dims: tuple[int, int, int] | list[int] = (512, 256, 256), top_k: int | None = 20,
-                 pretrained: bool | str = False, freeze_bn_stats: bool = True) -> None:
+                 pretrained: bool | str = False, freeze_bn_stats: bool = True,
+                 include_last: bool = False) -> None:
         super().__init__()
         self.key_encoder = TimmBackbone(key_encoder, pretrained=pretrained, freeze_bn=False, freeze_at=0)
         c4, c8, c16 = self.key_encoder.dims[:3]
@@ -82,6 +138,9 @@ class STCN(nn.Module):
         self.key_dim, self.value_dim = key_dim, value_dim
         self.top_k = top_k
         self.freeze_bn_stats = freeze_bn_stats
+        self.include_last = include_last
+        # parity checks only: a (B, k, h*w) top-k selection that read() uses instead of torch.topk
+        self.forced_topk: list[Tensor] | None = None
 
     def train(self, mode: bool = True) -> STCN:
         """Set the mode; batch norms stay in eval mode when ``freeze_bn_stats``."""
@@ -186,3 +245,104 @@ class STCN(nn.Module):
         obj_logits, obj_logits_4x = self.decode(readout, feats)
         return {"logits": self.aggregate(torch.sigmoid(obj_logits)), "object_logits": obj_logits,
                 "object_logits_4x": obj_logits_4x}
+
+    # ------------------------------------------------------------------------------ VOSNetwork
+    def encode(self, frames: Tensor) -> STCNFeatures:
+        """Pad ``(B, 3, H, W)`` frames to multiples of 16 (zeros, centred) and run the key encoder."""
+        padded, pad = pad_to_multiple(frames, self.stride)
+        return STCNFeatures(self.encode_key(padded), padded, pad)
+
+    def object_probabilities(self, masks: Tensor, num_objects: int) -> Tensor:
+        """Per-object masks ``(B, K, H, W)`` for the value encoder from what the loop writes.
+
+        Args:
+            masks: ``(B, 1, H, W)`` int64 ids (one-hot over ``1..K``, then soft-aggregated with the
+                background as the official reference frame) or ``(B, 1 + K, H, W)`` probabilities
+                (their object channels are used as they are).
+            num_objects: ``K``.
+        """
+        if masks.shape[1] == 1 and not masks.is_floating_point():
+            ids = torch.arange(1, num_objects + 1, device=masks.device).view(1, -1, 1, 1)
+            one_hot = (masks == ids).float()
+            return torch.softmax(self.aggregate(one_hot), dim=1)[:, 1:]
+        if masks.shape[1] != num_objects + 1:
+            raise ValueError(f"probability masks have {masks.shape[1]} channels, expected 1 + {num_objects}")
+        return masks[:, 1:].float()
+
+    def write(self, memory: Memory, feats: STCNFeatures, masks: Tensor, *, reference: bool,
+              long_term: bool) -> None:
+        """Encode the frame's per-object values; the entry ``(key (B, CK, h·w), values (B, K, CV, h·w))``
+        goes to the long-term memory (``long_term``, clearing the temporary entry) or, with
+        ``include_last``, becomes the temporary entry.
+
+        Args:
+            memory: The video's memory (``memory.num_objects`` set).
+            feats: The frame's features.
+            masks: ``(B, 1, H, W)`` ids or ``(B, 1 + K, H, W)`` probabilities at the unpadded size.
+            reference: A reference frame (kept when ``max_long_term`` drops entries).
+            long_term: Add to the long-term memory.
+        """
+        if memory.num_objects is None:
+            raise RuntimeError("memory.num_objects must be set before writing (Propagator.add_reference)")
+        if not (long_term or self.include_last):
+            return
+        k = int(memory.num_objects.max())
+        if feats.prob is not None and masks.shape == feats.prob.shape and torch.equal(masks, feats.prob):
+            # the frame's own prediction, padding area included (with its gradient if the loop kept it)
+            probs = feats.prob_padded[:, 1:] if masks.requires_grad else feats.prob_padded[:, 1:].detach()
+        else:
+            probs = self.object_probabilities(pad_to_multiple(masks, self.stride)[0], k)
+        values = self.encode_value(feats.frames, feats.key.f16, probs)
+        entry = (feats.key.k16.flatten(2), values.flatten(3))
+        if long_term:
+            memory.push_long(entry, is_reference=reference)
+            memory.short = None
+        else:
+            memory.short = entry
+
+    def _groups(self, memory: Memory) -> list[tuple[int, int, Tensor, Tensor]]:
+        """``(first object, end object, keys (B, CK, N), values (B, K_g, CV, N))`` per group of objects
+        held by the same long-term entries (oldest entry first, as the official memory bank)."""
+        groups = memory.cache.get("stcn_groups")
+        if groups is None:
+            entries = [e for _, e in reversed(memory.long)]
+            counts = sorted({v.shape[1] for _, v in entries})
+            groups, lo = [], 0
+            for hi in counts:
+                held = [(k, v[:, lo:hi]) for k, v in entries if v.shape[1] >= hi]
+                groups.append((lo, hi, torch.cat([k for k, _ in held], 2), torch.cat([v for _, v in held], 3)))
+                lo = hi
+            memory.cache["stcn_groups"] = groups
+        return groups
+
+    def read(self, memory: Memory, feats: STCNFeatures, depths: Sequence[int] = (1,)) -> dict[int, Tensor]:
+        """Read the memory for every object, decode, soft-aggregate.
+
+        Objects a video does not have (``>= memory.num_objects[b]``) get probability 0 before the
+        aggregation (the official training's object selector).
+
+        Returns:
+            ``{1: (B, 1 + K, H, W) logits}`` at the unpadded input size (softmax = probabilities); the
+            per-object logits and the probabilities are kept in ``feats``.
+        """
+        for d in depths:
+            self.check_depth(int(d))
+        if not memory.long:
+            raise RuntimeError("the memory is empty: write a reference frame first (add_reference)")
+        short = memory.short
+        obj_logits = []
+        for g, (lo, hi, mk, mv) in enumerate(self._groups(memory)):
+            if short is not None:
+                mk, mv = torch.cat([mk, short[0]], 2), torch.cat([mv, short[1][:, lo:hi]], 3)
+            forced = None if self.forced_topk is None else self.forced_topk[g]
+            obj_logits.append(self.decode(self.read_memory(mk, mv, feats.key.k16, indices=forced), feats.key)[0])
+        logits = torch.cat(obj_logits, 1)
+        prob = torch.sigmoid(logits)
+        if memory.num_objects is not None and int(memory.num_objects.min()) < prob.shape[1]:
+            ids = torch.arange(prob.shape[1], device=prob.device).view(1, -1, 1, 1)
+            prob = prob * (ids < memory.num_objects.view(-1, 1, 1, 1)).to(prob.dtype)
+        feats.object_logits = logits
+        agg = self.aggregate(prob)
+        feats.prob_padded = torch.softmax(agg, dim=1)
+        feats.prob = torch.softmax(unpad(agg, feats.pad), dim=1).detach()
+        return {1: unpad(agg, feats.pad)}
