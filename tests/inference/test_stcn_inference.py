@@ -126,3 +126,47 @@ def test_unknown_depth_and_empty_memory() -> None:
     prop = Propagator(model)
     with pytest.raises(RuntimeError, match="add_reference"):
         prop.step(frames(1)[0])
+
+
+@torch.no_grad()
+def test_video_segmenter_runs_stcn_with_late_objects_and_twelve_ids(one_torch_thread: None) -> None:
+    """VideoSegmenter (unchanged) drives STCN: 8 objects in frame 0, 4 more (ids up to 20) in frame 3; its
+    masks equal a hand-written loop over the same Propagator protocol."""
+    import numpy as np
+
+    from vosc.inference.postprocess import prepare_frame
+    from vosc.inference.segmenter import VideoSegmenter
+
+    model = tiny()
+    h, w, t = 48, 64, 7  # multiples of 16: the network sees the original size
+    rng = np.random.default_rng(0)
+    video = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(t)]
+    m0 = np.zeros((h, w), np.uint8)
+    for j in range(8):
+        m0[5:25, j * 8: (j + 1) * 8] = j + 1
+    m3 = np.zeros((h, w), np.uint8)
+    late_ids = [9, 12, 14, 20]
+    for j, oid in enumerate(late_ids):
+        m3[30:45, j * 15: (j + 1) * 15] = oid
+    results = list(VideoSegmenter(model, long_term_gap=5).run(video, {0: m0, 3: m3}, return_probs=True))
+    assert [r.object_ids for r in results[3:]] == [tuple(range(1, 9)) + tuple(late_ids)] * 4
+    assert results[4].probs.shape == (13, h, w)
+    assert np.array_equal(results[0].mask, m0)
+    assert np.array_equal(results[3].mask[m3 > 0], m3[m3 > 0])
+
+    # the same protocol by hand: hard-mask memory updates every frame, frame 3 pasted and re-referenced
+    lut = np.zeros(256, np.int64)
+    lut[late_ids] = [9, 10, 11, 12]
+    internal_ids = torch.from_numpy(np.where(m3 > 0, lut[m3], 0))[None, None]
+    prop = Propagator(model, long_term_gap=5)
+    x = [prepare_frame(f, (h, w)) for f in video]
+    prop.add_reference(x[0], torch.from_numpy(m0.astype(np.int64))[None, None], 8)
+    to_orig = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8] + late_ids)
+    for i in range(1, t):
+        pred = prop.step(x[i])[1].argmax(1, keepdim=True)
+        if i == 3:
+            pred = torch.where(internal_ids > 0, internal_ids, pred)
+            prop.add_reference(x[i], pred, 12)
+        else:
+            prop.update_memory(pred)
+        assert np.array_equal(results[i].mask, to_orig[pred[0, 0].numpy()]), f"frame {i}"

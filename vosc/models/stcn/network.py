@@ -142,6 +142,17 @@ class STCN(VOSNetwork):
         # parity checks only: a (B, k, h*w) top-k selection that read() uses instead of torch.topk
         self.forced_topk: list[Tensor] | None = None
 
+    @property
+    def num_layers(self) -> int:
+        """Depth count under the AOT name that ``VideoSegmenter``/``evaluate.py`` read (1)."""
+        return self.num_depths
+
+    @property
+    def max_obj(self) -> int:
+        """Objects per memory under the AOT name (``GroupedPropagator``'s group size): 255, the most a
+        uint8 id map can hold, so every video is one group (STCN itself is unbounded)."""
+        return 255
+
     def train(self, mode: bool = True) -> STCN:
         """Set the mode; batch norms stay in eval mode when ``freeze_bn_stats``."""
         super().train(mode)
