@@ -59,9 +59,10 @@ def _check_model(cfg: DictConfig) -> None:
     from vosc.models.encoder.timm_backbone import ENCODER_DIMS
 
     model = cfg.model
-    enc = model.get("encoder")
-    if enc is not None and enc not in ENCODER_DIMS:
-        raise ConfigError(f"model.encoder={enc!r} is not a known backbone; valid choices: {sorted(ENCODER_DIMS)}")
+    for key in ("encoder", "key_encoder"):  # AOT/AOST encoder; STCN key encoder
+        enc = model.get(key)
+        if enc is not None and enc not in ENCODER_DIMS:
+            raise ConfigError(f"model.{key}={enc!r} is not a known backbone; valid choices: {sorted(ENCODER_DIMS)}")
     layers = int(model.get("num_layers", 1))
     if layers < 1:
         raise ConfigError(f"model.num_layers={layers} must be >= 1")

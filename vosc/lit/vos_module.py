@@ -97,6 +97,11 @@ def unshuffle_logits(logits: Tensor, perm: Tensor, num_objects: Tensor) -> Tenso
         ``(B, N, H, W)`` float32 logits in the original identity space, ids ``> num_objects`` at ``-1e4``.
     """
     b, n, h, w = logits.shape
+    if perm.shape[1] > n:  # a family without identity slots (STCN: 1 + K channels); perm is the identity
+        perm = perm[:, :n]
+        if bool((perm >= n).any()):
+            raise ValueError(f"identity permutation over {n} logit channels maps outside them (shuffle_ids "
+                             "needs a family with identity slots)")
     idx = perm.to(logits.device).view(b, n, 1, 1).expand(b, n, h, w)
     out = torch.gather(logits.float(), 1, idx)
     unused = torch.arange(n, device=logits.device).view(1, n) > num_objects.view(b, 1)
@@ -120,6 +125,9 @@ class VOSModule(L.LightningModule):
         encoder_lr_ratio: Encoder learning-rate factor.
         warmup_ratio: Share of the steps used for linear warm-up.
         lr_power: Poly exponent.
+        lr_milestones: Shares of the steps at which the rate is multiplied by ``lr_gamma`` (step decay
+            instead of poly, the official STCN schedule); ``None``: poly.
+        lr_gamma: Step-decay factor.
         betas: AdamW betas.
         no_decay_keys: Name substrings exempt from weight decay.
         seq_switch_ratio: Share of the steps after which the memory uses detached predictions.
@@ -155,6 +163,8 @@ class VOSModule(L.LightningModule):
         encoder_lr_ratio: float = 0.1,
         warmup_ratio: float = 0.05,
         lr_power: float = 0.9,
+        lr_milestones: Sequence[float] | None = None,
+        lr_gamma: float = 0.1,
         betas: Sequence[float] = (0.9, 0.999),
         no_decay_keys: Sequence[str] = DEFAULT_NO_DECAY_KEYS,
         seq_switch_ratio: float = 0.5,
@@ -198,6 +208,9 @@ class VOSModule(L.LightningModule):
         if not 0.0 <= seq_switch_ratio <= 1.0:
             raise ConfigError(f"lit.seq_switch_ratio must be in [0, 1], got {seq_switch_ratio}")
         self.num_ids = int(getattr(model, "max_obj", 10)) + 1
+        if shuffle_ids and getattr(model, "max_objects", 10) is None:
+            raise ConfigError(f"lit.shuffle_ids=true needs a model family with identity slots; "
+                              f"{type(model).__name__} decodes objects separately: set lit.shuffle_ids=false")
         self.vis_sample: dict[str, Any] | None = None
         self._val_stats: dict[int, dict[str, list[Any]]] = {}
         self._val_bpp: list[tuple[str, float]] = []
@@ -274,6 +287,8 @@ class VOSModule(L.LightningModule):
             warmup_ratio=hp.warmup_ratio,
             power=hp.lr_power,
             switch_step=self.switch_step,
+            milestones=hp.lr_milestones,
+            gamma=hp.lr_gamma,
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 

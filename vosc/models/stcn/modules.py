@@ -104,12 +104,23 @@ class ValueEncoder(nn.Module):
         backbone: timm ResNet name (``resnet18`` as the official).
         key_dim: Channels of the key encoder's 1/16 features (1024 for ResNet-50).
         value_dim: Output channels (512).
+        pretrained: ImageNet weights from timm's cache / hub for the RGB channels of the first conv and
+            every later layer; the two mask channels are initialised orthogonally (as the official).
     """
 
-    def __init__(self, backbone: str = "resnet18", key_dim: int = 1024, value_dim: int = 512) -> None:
+    def __init__(self, backbone: str = "resnet18", key_dim: int = 1024, value_dim: int = 512,
+                 pretrained: bool = False) -> None:
         super().__init__()
-        self.net = _with_conv_bias(timm.create_model(backbone, pretrained=False, features_only=True,
-                                                     out_indices=(3,), in_chans=5))
+        net = timm.create_model(backbone, pretrained=pretrained, features_only=True, out_indices=(3,))
+        rgb = net.conv1
+        conv1 = nn.Conv2d(5, rgb.out_channels, rgb.kernel_size, rgb.stride, rgb.padding, bias=False)
+        nn.init.kaiming_normal_(conv1.weight, mode="fan_out", nonlinearity="relu")  # timm's ResNet init
+        with torch.no_grad():
+            if pretrained:
+                nn.init.orthogonal_(conv1.weight[:, 3:])
+                conv1.weight[:, :3] = rgb.weight
+        net.conv1 = conv1
+        self.net = _with_conv_bias(net)
         self.fuser = FeatureFusionBlock(self.net.feature_info.channels()[-1] + key_dim, value_dim)
 
     def forward(self, image: Tensor, key_f16: Tensor, mask: Tensor, others: Tensor) -> Tensor:

@@ -111,7 +111,8 @@ class STCN(VOSNetwork):
         key_comp_dim: Channels of the compressed query features concatenated with the readout (512).
         decoder_dims: Decoder widths at 1/16, 1/8, 1/4 (512, 256, 256).
         top_k: Memory elements per query in the readout at inference (20); ``None``: all.
-        pretrained: Key-encoder weights: ``False``, ``True`` (timm cache / hub) or a file path.
+        pretrained: ImageNet weights: ``False``; ``True`` (timm cache / hub, both encoders); or a file path
+            of key-encoder weights (the value encoder then starts from scratch).
         freeze_bn_stats: Keep every batch norm in eval mode (running statistics fixed) during training.
         include_last: Keep the last written non-long-term frame as a temporary memory entry.
     """
@@ -129,7 +130,8 @@ class STCN(VOSNetwork):
         super().__init__()
         self.key_encoder = TimmBackbone(key_encoder, pretrained=pretrained, freeze_bn=False, freeze_at=0)
         c4, c8, c16 = self.key_encoder.dims[:3]
-        self.value_encoder = ValueEncoder(value_encoder, key_dim=c16, value_dim=value_dim)
+        self.value_encoder = ValueEncoder(value_encoder, key_dim=c16, value_dim=value_dim,
+                                          pretrained=pretrained is True)
         self.key_proj = nn.Conv2d(c16, key_dim, kernel_size=3, padding=1)
         nn.init.orthogonal_(self.key_proj.weight)
         nn.init.zeros_(self.key_proj.bias)
