@@ -80,7 +80,7 @@ def _check_model(cfg: DictConfig) -> None:
 
 def _check_codec(cfg: DictConfig) -> None:
     from vosc.codecs import CODECS
-    from vosc.data.compressed_dataset import CompressionSpec
+    from vosc.types import OperatingPoint
 
     codec = cfg.get("codec")
     if codec is None:
@@ -89,7 +89,7 @@ def _check_codec(cfg: DictConfig) -> None:
     if name not in CODECS:
         raise ConfigError(f"codec.codec={name!r} is unknown; valid choices: {sorted(CODECS)}")
     lo, hi = CODECS[name].q_range
-    values = CompressionSpec._parse_q(OmegaConf.to_container(codec, resolve=True).get("q"))
+    values = OperatingPoint.parse_q(OmegaConf.to_container(codec, resolve=True).get("q"))
     if codec.get("eval_q") is not None:
         values.append(int(codec.eval_q))
     bad = [q for q in values if not lo <= q <= hi]

@@ -12,7 +12,7 @@ Conventions (shared by the whole package):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -34,6 +34,50 @@ class OperatingPoint:
 
     codec: str
     q: int | None = None
+
+    @staticmethod
+    def parse_q(q: Any) -> list[int]:
+        """Every spelling of quality parameters, for training and ladders alike.
+
+        ``None``/``""``/``"null"`` → ``[]``; ``37`` or ``"37"`` → ``[37]``; ``"30-40"`` → ``30..40``;
+        ``{"low": 30, "high": 40}`` → ``30..40``; a list → each item parsed, concatenated.
+
+        Raises:
+            ValueError: An unparseable spelling, naming it.
+        """
+        if q is None or (isinstance(q, str) and q.strip() in ("", "null")):
+            return []
+        if isinstance(q, bool):
+            raise ValueError(f"cannot parse q={q!r}; use an integer, 'lo-hi', a list or {{low, high}}")
+        if isinstance(q, (int, float, np.integer)):
+            return [int(q)]
+        try:
+            if isinstance(q, str):
+                lo, sep, hi = q.strip().partition("-")
+                return list(range(int(lo), int(hi if sep else lo) + 1))
+            if hasattr(q, "keys"):
+                return list(range(int(q["low"]), int(q["high"]) + 1))
+            return [v for item in q for v in OperatingPoint.parse_q(item)]
+        except (TypeError, ValueError, KeyError):
+            raise ValueError(f"cannot parse q={q!r}; use an integer, 'lo-hi', a list or {{low, high}}") from None
+
+    @staticmethod
+    def split(entry: Any) -> tuple[str, Any]:
+        """``(codec, q spelling)`` of a ladder entry: ``"x265:42"``, ``"none"``, ``{"codec": "x265", "q": 42}``
+        or ``["x265", 42]``.
+
+        Raises:
+            ValueError: Any other shape.
+        """
+        if isinstance(entry, str):
+            name, _, q_text = entry.partition(":")
+            return name.strip(), q_text or None
+        if hasattr(entry, "keys"):
+            return str(entry.get("codec")).strip(), entry.get("q")
+        if isinstance(entry, (list, tuple)) or (hasattr(entry, "__len__") and hasattr(entry, "__getitem__")):
+            if len(entry) == 2:
+                return str(entry[0]).strip(), entry[1]
+        raise ValueError(f"cannot parse {entry!r}; use 'codec:q', 'none' or {{codec, q}}")
 
     @property
     def tag(self) -> str:

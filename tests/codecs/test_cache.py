@@ -64,6 +64,24 @@ def test_get_or_encode_hit_is_identical_and_atomic(tmp_path: Path) -> None:
     assert dec.frames.shape == SEQ.shape and sum(dec.frame_bytes) == len(data)
 
 
+def test_fetch_reports_the_original_encode_on_a_hit(tmp_path: Path) -> None:
+    """The public API the evaluation sweep uses: a hit returns the stored encode time and per-frame QPs."""
+    codec = X265Codec()
+    key = BitstreamCache(tmp_path).key_for(codec, 37, "seq", content_key_frames(SEQ))
+    miss = BitstreamCache(tmp_path).fetch(codec, SEQ, 37, key, sequence="seq")
+    assert not miss.hit and miss.encode_seconds > 0 and miss.frame_qps is not None and len(miss.frame_qps) == 12
+    hit = BitstreamCache(tmp_path).fetch(codec, SEQ, 37, key)
+    assert hit.hit and hit.bitstream == miss.bitstream and hit.frame_qps == miss.frame_qps
+    assert hit.encode_seconds == pytest.approx(miss.encode_seconds)
+    assert json.loads((tmp_path / key[:2] / f"{key}.json").read_text())["sequence"] == "seq"
+
+
+def test_coding_standard_is_a_codec_attribute() -> None:
+    from vosc.codecs import VVenCCodec
+
+    assert (X265Codec.standard, VVenCCodec.standard, IdentityCodec.standard) == ("hevc", "vvc", None)
+
+
 def test_corrupt_entry_names_file(tmp_path: Path) -> None:
     codec = X265Codec()
     cache = BitstreamCache(tmp_path)

@@ -54,6 +54,20 @@ def test_parse_ladder_errors(entries: list, message: str) -> None:
         parse_ladder(entries, CODECS)
 
 
+@pytest.mark.parametrize(
+    ("spelling", "values"),
+    [(37, [37]), ("37", [37]), ("30-32", [30, 31, 32]), ([22, "30-31"], [22, 30, 31]),
+     ({"low": 40, "high": 41}, [40, 41]), (None, []), ("", [])],
+)
+def test_one_q_parser_for_training_and_ladders(spelling: object, values: list[int]) -> None:
+    """``codec.q=...`` of training and ``x265:<q>`` of ladders go through the same parser."""
+    assert OperatingPoint.parse_q(spelling) == values
+    if len(values) == 1:
+        assert parse_ladder([f"x265:{spelling}"], CODECS) == [OperatingPoint("x265", values[0])]
+    with pytest.raises(ValueError, match="cannot parse q='3x'"):
+        OperatingPoint.parse_q("3x")
+
+
 def test_variant_dir_layout(tmp_path: Path) -> None:
     assert (
         variant_dir(tmp_path, "davis", Variant(OperatingPoint("x265", 42), 2))

@@ -42,3 +42,12 @@ def test_soft_aggregate_maths():
     a2 = torch.zeros(1, 4, 1, 1)
     a2[0, 2] = 20.0
     assert soft_aggregate([a2, torch.zeros(1, 4, 1, 1)], 3).argmax(1).item() == 2
+
+
+def test_unbounded_family_uses_one_group():
+    """``max_objects=None`` (STCN-like families): every object in one group, ids and logits unchanged."""
+    assert num_groups(25, None) == 1 and group_counts(25, None) == [25]
+    mask = torch.tensor([[0, 3, 25]])
+    assert torch.equal(split_ids(mask, 0, None), mask)
+    logits = torch.randn(1, 26, 2, 2)
+    assert soft_aggregate([logits], None) is logits

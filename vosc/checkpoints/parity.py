@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from vosc.checkpoints.official import load_official
-from vosc.inference.propagator import Propagator
+from vosc.inference.propagator import Propagator, run_clip
 from vosc.models.vos_model import build_model
 
 log = logging.getLogger(__name__)
@@ -38,22 +38,24 @@ def run_depth(model: Any, inputs: dict, expected: dict, depth: int) -> dict[str,
     frames = inputs["frames"].float()
     mask0 = inputs["mask0"].long()[None, None]
     exp = expected["outputs"][depth]
+    order = [0] + [int(t) for t in expected["propagated_frames"]]
     prop = Propagator(model, long_term_gap=2, memory_depth=depth, mask_unused=False)
-    prop.add_reference(frames[0:1], mask0, obj_num)
     diffs, mism, compared = [], [], []
-    start = time.perf_counter()
-    for i, t in enumerate(expected["propagated_frames"]):
-        prop.step(frames[t : t + 1], depth)
+
+    def compare(t: int, logits: dict[int, torch.Tensor]) -> torch.Tensor:
+        i = t - 1
         raw = prop.last_logits_4x[depth]
         diffs.append(float((raw - exp["logits_4x"][i].float()).abs().max()))
         masked = raw.clone()
         masked[:, obj_num + 1 :] = -1e10
-        up = model.upsample(masked, tuple(frames.shape[-2:]))
-        pred = up.argmax(dim=1)  # (1, H, W)
+        pred = model.upsample(masked, tuple(frames.shape[-2:])).argmax(dim=1)  # (1, H, W)
         ok = exp["near_tie"][i] == 0
         mism.append(int(((pred[0].to(torch.uint8) != exp["masks"][i]) & ok).sum()))
         compared.append(int(ok.sum()))
-        prop.update_memory(pred[:, None])
+        return pred[:, None]
+
+    start = time.perf_counter()
+    run_clip(prop, frames[order][None], mask0, obj_num, depth, feedback=compare, write_last=True)
     seconds = time.perf_counter() - start
     return {"max_abs_logit_diff": max(diffs), "per_frame_max_abs_logit_diff": diffs,
             "masks_equal": all(m == 0 for m in mism), "mask_mismatched_pixels": mism,

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from vosc.codecs.annexb import Standard, access_unit_bounds, parameter_sets_before, random_access_units
+from vosc.codecs.annexb import access_unit_bounds, parameter_sets_before, random_access_units
 from vosc.codecs.base import Codec, CodecError, DecodedStream
 from vosc.utils.io import atomic_write_bytes, atomic_write_json
 
@@ -137,17 +137,30 @@ class BitstreamCache:
         atomic_write_json(meta_path, meta, trailing_newline=False, fsync=True, sort_keys=True, default=str)
         atomic_write_bytes(bin_path, bitstream, fsync=True)
 
-    def get_or_encode(self, codec: Codec, frames: np.ndarray, q: int, key: str) -> tuple[bytes, bool]:
-        """Return the cached bitstream for ``key``, encoding ``frames`` with ``codec`` at ``q`` on a miss.
+    def encode_seconds_of(self, key: str) -> float:
+        """Wall seconds the original encode of entry ``key`` took (0.0 when not recorded).
+
+        Raises:
+            CodecError: The metadata is unreadable, naming the file.
+        """
+        _, meta_path = self._paths(key)
+        try:
+            return float(json.loads(meta_path.read_text()).get("encode_seconds", 0.0))
+        except (OSError, ValueError, TypeError) as exc:
+            raise CodecError(f"corrupt bitstream cache entry {meta_path}: {exc}; delete it to re-encode") from exc
+
+    def fetch(self, codec: Codec, frames: np.ndarray, q: int, key: str, **info: object) -> CachedStream:
+        """The bitstream of ``key``, encoding ``frames`` with ``codec`` at ``q`` on a miss.
 
         Args:
             codec: The codec.
             frames: ``(T, H, W, 3)`` uint8 RGB of the whole sequence.
             q: Quality parameter.
             key: From :meth:`key_for`.
+            **info: Extra metadata stored with a new entry (e.g. ``sequence``).
 
         Returns:
-            ``(bitstream, hit)``.
+            A :class:`CachedStream` (on a hit: the stored encode time and per-frame QPs).
 
         Raises:
             CodecError: A cached entry's frame count/size differs from ``frames``.
@@ -160,15 +173,38 @@ class BitstreamCache:
                 raise CodecError(
                     f"bitstream cache entry {self._paths(key)[1]} is for {meta}, but the frames are {t}x{h}x{w}"
                 )
-            return data, True
+            return CachedStream(data, True, self.encode_seconds_of(key), self.frame_qps(key))
         t0 = time.perf_counter()
         encoded = codec.encode_stream(frames, q)
-        data = encoded.bitstream
-        self.encode_seconds += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        self.encode_seconds += seconds
         self.encodes += 1
-        self.put(key, data, t, h, w, codec=codec.name, q=q, version=codec.version(), frame_qps=encoded.frame_qps)
-        log.debug("encoded %s q=%s: %d frames, %d bytes -> %s", codec.name, q, t, len(data), key[:12])
-        return data, False
+        self.put(key, encoded.bitstream, t, h, w, codec=codec.name, q=q, version=codec.version(),
+                 encode_seconds=seconds, frame_qps=encoded.frame_qps, **info)
+        log.debug("encoded %s q=%s: %d frames, %d bytes -> %s", codec.name, q, t, len(encoded.bitstream), key[:12])
+        return CachedStream(encoded.bitstream, False, seconds, encoded.frame_qps)
+
+    def get_or_encode(self, codec: Codec, frames: np.ndarray, q: int, key: str) -> tuple[bytes, bool]:
+        """``(bitstream, hit)`` of :meth:`fetch`."""
+        found = self.fetch(codec, frames, q, key)
+        return found.bitstream, found.hit
+
+
+@dataclass
+class CachedStream:
+    """What :meth:`BitstreamCache.fetch` returns.
+
+    Attributes:
+        bitstream: Raw Annex-B bytes.
+        hit: Served from disk.
+        encode_seconds: Wall seconds of the encode (the original one on a hit).
+        frame_qps: Per-frame QPs the encoder reported, or ``None``.
+    """
+
+    bitstream: bytes
+    hit: bool
+    encode_seconds: float
+    frame_qps: list[float] | None
 
 
 def decode_cached(codec: Codec, bitstream: bytes, num_frames: int, h: int, w: int) -> DecodedStream:
@@ -179,9 +215,6 @@ def decode_cached(codec: Codec, bitstream: bytes, num_frames: int, h: int, w: in
 ClipResult = tuple[np.ndarray, int, list[float] | None, list[str] | None]
 
 DecodePolicy = Literal["auto", "partial", "full"]
-
-#: Annex-B standard of each codec whose streams can be cut at random-access points.
-STANDARDS: dict[str, Standard] = {"x265": "hevc", "vvenc": "vvc"}
 
 
 @dataclass
@@ -281,7 +314,7 @@ class SequenceCodecCache:
         return dec
 
     def _use_partial(self, codec: Codec, entry: _Entry) -> bool:
-        if codec.name not in STANDARDS or self.decode_policy == "full":
+        if codec.standard is None or self.decode_policy == "full":
             return False
         t, h, w = entry.shape
         return self.decode_policy == "partial" or t * h * w * 3 > self.max_decoded_bytes
@@ -305,7 +338,8 @@ class SequenceCodecCache:
 
     def _partial(self, codec: Codec, sequence: str, entry: _Entry, idx: list[int]) -> ClipResult:
         """Decode only the access units :meth:`segments` needs and pick the clip's frames from them."""
-        standard = STANDARDS[codec.name]
+        standard = codec.standard
+        assert standard is not None
         t, h, w = entry.shape
         bounds = access_unit_bounds(entry.data, standard)
         if len(bounds) - 1 != t:

@@ -1,28 +1,16 @@
-"""Helpers shared by the real codecs: input checks, PyAV decoding of raw Annex-B streams, and the
-timed encode+decode (``compress``) wrapper."""
+"""Helpers shared by the real codecs: PyAV import and decoding of raw Annex-B streams (the input checks and
+the timed encode+decode live in :class:`vosc.codecs.base.Codec`)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from vosc.codecs.base import Codec, CodecError, DecodedStream, EncoderNotFoundError
+from vosc.codecs.base import CodecError, DecodedStream, EncoderNotFoundError, check_frames
 from vosc.codecs.yuv import crop, i420_to_planes, yuv420_to_rgb
-from vosc.types import EncodedClip
+
+__all__ = ["PYAV_HINT", "check_frames", "import_av", "picture_type_name", "pyav_decode"]
 
 PYAV_HINT = "install it with `pip install av`"
-
-
-def check_frames(frames: np.ndarray, codec: str) -> None:
-    """Raise ``ValueError`` unless ``frames`` is a non-empty ``(T, H, W, 3)`` uint8 array."""
-    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
-        shape = getattr(frames, "shape", None)
-        raise ValueError(f"codec {codec!r}: expected frames of shape (T, H, W, 3), got {shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"codec {codec!r}: expected uint8 frames, got {frames.dtype}")
-    if min(frames.shape[:3]) == 0:
-        raise ValueError(f"codec {codec!r}: empty clip of shape {frames.shape}")
 
 
 def import_av():  # type: ignore[no-untyped-def]
@@ -102,33 +90,3 @@ def pyav_decode(
     return DecodedStream(frames=crop(rgb, height, width), frame_bytes=sizes, frame_types=types)
 
 
-def timed_compress(codec: Codec, frames: np.ndarray, q: int) -> EncodedClip:
-    """Encode then decode ``frames`` with ``codec``, timing both (wall seconds) and counting bits.
-
-    Returns:
-        An :class:`EncodedClip` whose frames have the input's shape, dtype, order and count.
-    """
-    check_frames(frames, codec.name)
-    q = codec.check_q(q)
-    t0 = time.perf_counter()
-    encoded = codec.encode_stream(frames, q)
-    bitstream = encoded.bitstream
-    t1 = time.perf_counter()
-    t, h, w = frames.shape[:3]
-    dec = codec.decode_stream(bitstream, t, h, w)
-    t2 = time.perf_counter()
-    if dec.frames.shape != frames.shape or dec.frames.dtype != frames.dtype:
-        raise CodecError(
-            f"codec {codec.name!r}: decoded {dec.frames.shape} {dec.frames.dtype} from {frames.shape}"
-        )
-    return EncodedClip(
-        frames=dec.frames,
-        bits=8 * len(bitstream),
-        codec=codec.name,
-        q=q,
-        encode_seconds=t1 - t0,
-        decode_seconds=t2 - t1,
-        frame_qps=encoded.frame_qps if encoded.frame_qps is not None else dec.frame_qps,
-        frame_types=dec.frame_types,
-        bitstream=bitstream,
-    )

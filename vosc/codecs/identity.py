@@ -6,8 +6,7 @@ import time
 
 import numpy as np
 
-from vosc.codecs.base import Codec, DecodedStream
-from vosc.codecs.common import check_frames
+from vosc.codecs.base import Codec, DecodedStream, check_frames
 from vosc.types import EncodedClip
 
 
@@ -21,9 +20,8 @@ class IdentityCodec(Codec):
         """Any ``q`` (including ``None``) is accepted and ignored; returns 0."""
         return 0
 
-    def encode(self, frames: np.ndarray, q: int) -> bytes:
+    def _encode(self, frames: np.ndarray, q: int) -> bytes:
         """Return an empty bitstream (nothing is coded)."""
-        check_frames(frames, self.name)
         return b""
 
     def decode(self, bitstream: bytes, num_frames: int, height: int, width: int) -> np.ndarray:

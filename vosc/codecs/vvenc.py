@@ -20,8 +20,8 @@ from typing import Literal
 import numpy as np
 
 from vosc.codecs.annexb import access_unit_sizes
-from vosc.codecs.base import Codec, CodecError, DecodedStream
-from vosc.codecs.common import check_frames, pyav_decode, timed_compress
+from vosc.codecs.base import Codec, CodecError, DecodedStream, Standard
+from vosc.codecs.common import pyav_decode
 from vosc.codecs.ffmpeg import (
     decode_argv,
     ffmpeg_version,
@@ -33,7 +33,6 @@ from vosc.codecs.ffmpeg import (
     vvenc_encode_argv,
 )
 from vosc.codecs.yuv import crop, pack_planes, rgb_to_yuv420, unpack_planes, yuv420_to_rgb
-from vosc.types import EncodedClip
 
 #: ``lowdelay_faster.cfg`` of VVenC, in file order, without I/O keys and QP.
 LOWDELAY_FASTER: dict[str, str] = {
@@ -128,6 +127,7 @@ class VVenCCodec(Codec):
 
     name = "vvenc"
     q_range = (0, 63)
+    standard: Standard = "vvc"
 
     def __init__(
         self,
@@ -158,10 +158,8 @@ class VVenCCodec(Codec):
             "min_coded_side": MIN_CODED_SIDE,
         }
 
-    def encode(self, frames: np.ndarray, q: int) -> bytes:
+    def _encode(self, frames: np.ndarray, q: int) -> bytes:
         """Encode ``(T, H, W, 3)`` uint8 RGB to a raw VVC (``.266``) Annex-B stream."""
-        check_frames(frames, self.name)
-        q = self.check_q(q)
         h, w = frames.shape[1:3]
         ch, cw = coded_size(h, w)
         padded = np.pad(frames, [(0, 0), (0, ch - h), (0, cw - w), (0, 0)], mode="edge")
@@ -221,10 +219,6 @@ class VVenCCodec(Codec):
     def decode(self, bitstream: bytes, num_frames: int, height: int, width: int) -> np.ndarray:
         """Decode to ``(num_frames, height, width, 3)`` uint8 RGB."""
         return self._decode_frames(bitstream, num_frames, height, width).frames
-
-    def compress(self, frames: np.ndarray, q: int | None) -> EncodedClip:
-        """Encode then decode; ``bits = 8 * len(bitstream)``."""
-        return timed_compress(self, frames, self.check_q(q))
 
     def version(self) -> str:
         """``libvvenc <version> / ffmpeg <version>`` of the binary in use."""

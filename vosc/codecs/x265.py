@@ -21,10 +21,9 @@ from typing import Literal
 
 import numpy as np
 
-from vosc.codecs.base import Codec, CodecError, DecodedStream, EncodedStream, EncoderNotFoundError
-from vosc.codecs.common import PYAV_HINT, check_frames, import_av, pyav_decode, timed_compress
+from vosc.codecs.base import Codec, CodecError, DecodedStream, EncodedStream, EncoderNotFoundError, Standard
+from vosc.codecs.common import PYAV_HINT, import_av, pyav_decode
 from vosc.codecs.yuv import planes_to_i420, rgb_to_yuv420
-from vosc.types import EncodedClip
 
 RateControl = Literal["crf", "qp"]
 
@@ -55,6 +54,7 @@ class X265Codec(Codec):
 
     name = "x265"
     q_range = (0, 51)
+    standard: Standard = "hevc"
 
     def __init__(
         self,
@@ -113,11 +113,11 @@ class X265Codec(Codec):
         ctx.options = {"preset": self.preset, "tune": self.tune, "x265-params": x265_params}
         return ctx
 
-    def encode(self, frames: np.ndarray, q: int) -> bytes:
+    def _encode(self, frames: np.ndarray, q: int) -> bytes:
         """Encode ``(T, H, W, 3)`` uint8 RGB frames to a raw HEVC Annex-B stream."""
-        return self._encode(frames, q, csv=None)
+        return self._run_encoder(frames, q, csv=None)
 
-    def encode_stream(self, frames: np.ndarray, q: int) -> EncodedStream:
+    def _encode_stream(self, frames: np.ndarray, q: int) -> EncodedStream:
         """Encode like :meth:`encode` and read each frame's average QP from x265's frame log.
 
         x265 writes its per-frame log (``csv=<file>:csv-log-level=1``, column ``QP``: the frame's
@@ -134,13 +134,11 @@ class X265Codec(Codec):
             csv = os.path.join(tmp, "frames.csv")
             if ":" in csv:
                 raise CodecError(f"x265 frame log path {csv!r} contains ':'; set TMPDIR to a path without it")
-            stream = self._encode(frames, q, csv=csv)
+            stream = self._run_encoder(frames, q, csv=csv)
             qps = parse_x265_csv(Path(csv), len(frames))
         return EncodedStream(bitstream=stream, frame_qps=qps)
 
-    def _encode(self, frames: np.ndarray, q: int, csv: str | None) -> bytes:
-        check_frames(frames, self.name)
-        q = self.check_q(q)
+    def _run_encoder(self, frames: np.ndarray, q: int, csv: str | None) -> bytes:
         av = import_av()
         ch, cw = self.coded_size(*frames.shape[1:3])
         t, h, w = frames.shape[:3]
@@ -172,10 +170,6 @@ class X265Codec(Codec):
     def decode(self, bitstream: bytes, num_frames: int, height: int, width: int) -> np.ndarray:
         """Decode to ``(num_frames, height, width, 3)`` uint8 RGB."""
         return self.decode_stream(bitstream, num_frames, height, width).frames
-
-    def compress(self, frames: np.ndarray, q: int | None) -> EncodedClip:
-        """Encode then decode; ``bits = 8 * len(bitstream)``."""
-        return timed_compress(self, frames, self.check_q(q))
 
     def version(self) -> str:
         """``x265 <version> / PyAV <version> / libavcodec <version>``."""

@@ -30,7 +30,7 @@ from vosc.codecs.cache import SequenceCodecCache
 from vosc.data.sampling import ClipSampler, relabel_objects
 from vosc.data.sources.base import VideoRecord, VideoSource
 from vosc.data.transforms import ClipAugment, StaticClipSynthesizer
-from vosc.types import Clip
+from vosc.types import Clip, OperatingPoint
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +69,13 @@ class CompressionSpec:
             raise ValueError(f"decode_policy must be 'auto', 'partial' or 'full', got {decode_policy!r}")
         self.decode_policy = decode_policy
         self.codec_kwargs = dict(codec_kwargs or {})
-        self.q_values = self._parse_q(q)
+        self.q_values = OperatingPoint.parse_q(q)
         if codec != "none" and not self.q_values:
             raise ValueError(f"codec {codec!r} needs a quality parameter q")
         self.eval_q = eval_q if eval_q is not None else (
             None if not self.q_values else int(sorted(self.q_values)[len(self.q_values) // 2]))
         self._codec: Codec | None = None
         self._cache: SequenceCodecCache | None = None
-
-    @staticmethod
-    def _parse_q(q: Any) -> list[int]:
-        if q is None:
-            return []
-        if isinstance(q, (int, np.integer)):
-            return [int(q)]
-        if isinstance(q, str):
-            lo, _, hi = q.partition("-")
-            return list(range(int(lo), int(hi or lo) + 1))
-        if hasattr(q, "keys"):
-            return list(range(int(q["low"]), int(q["high"]) + 1))
-        return [int(v) for v in q]
 
     @property
     def codec(self) -> Codec:

@@ -94,32 +94,28 @@ def parse_ladder(entries: Sequence[Any], codecs: Mapping[str, Codec]) -> list[Op
         raise ValueError("ladder: the codec ladder is empty; give e.g. ladder=[x265:32,x265:42]")
     points: list[OperatingPoint] = []
     for i, entry in enumerate(entries):
-        if isinstance(entry, str):
-            name, _, q_text = entry.partition(":")
-            q: Any = q_text or None
-        elif isinstance(entry, Mapping):
-            name, q = entry.get("codec"), entry.get("q")
-        elif isinstance(entry, Sequence) and len(entry) == 2:
-            name, q = entry[0], entry[1]
-        else:
-            raise ValueError(f"ladder[{i}]: cannot parse {entry!r}; use 'codec:q', 'none' or {{codec, q}}")
-        name = str(name).strip()
+        try:
+            name, q = OperatingPoint.split(entry)
+        except ValueError as exc:
+            raise ValueError(f"ladder[{i}]: {exc}") from None
         if name not in codecs:
             raise ValueError(f"ladder[{i}]: unknown codec {name!r}; configured codecs: {sorted(codecs)}")
+        try:
+            values = OperatingPoint.parse_q(q)
+        except ValueError:
+            values = []
         if name == "none":
-            if q not in (None, "", "null"):
+            if values or q not in (None, "", "null"):
                 raise ValueError(f"ladder[{i}]: codec 'none' takes no quality parameter, got q={q!r}")
             point = OperatingPoint("none", None)
         else:
+            if len(values) != 1:
+                raise ValueError(f"ladder[{i}]: codec {name!r} needs an integer q, got {q!r}")
             try:
-                qv = int(q)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ValueError(f"ladder[{i}]: codec {name!r} needs an integer q, got {q!r}") from None
-            try:
-                codecs[name].check_q(qv)
+                codecs[name].check_q(values[0])
             except ValueError as exc:
                 raise ValueError(f"ladder[{i}]: {exc}") from None
-            point = OperatingPoint(name, qv)
+            point = OperatingPoint(name, values[0])
         if point in points:
             raise ValueError(f"ladder[{i}]: duplicate operating point {point.tag}")
         points.append(point)
@@ -430,20 +426,9 @@ class Sweep:
         codec = self.codecs[op.codec]
         assert op.q is not None
         cache_key = self.cache.key_for(codec, op.q, f"{self.source.name}/{rec.name}", key)
-        meta_path = self.cache.root / cache_key[:2] / f"{cache_key}.json"
         t, h, w = raw.shape[:3]
-        found = self.cache.get(cache_key)
-        if found is None:
-            t0 = time.perf_counter()
-            encoded = codec.encode_stream(raw, op.q)
-            data, encode_s, cached = encoded.bitstream, time.perf_counter() - t0, False
-            enc_qps = encoded.frame_qps
-            self.cache.put(cache_key, data, t, h, w, codec=codec.name, q=op.q, version=self.version(codec.name),
-                           encode_seconds=encode_s, sequence=rec.name, frame_qps=enc_qps)
-        else:
-            data, cached = found[0], True
-            encode_s = float(json.loads(meta_path.read_text()).get("encode_seconds", 0.0))
-            enc_qps = self.cache.frame_qps(cache_key)
+        found = self.cache.fetch(codec, raw, op.q, cache_key, sequence=rec.name)
+        data, encode_s, cached, enc_qps = found.bitstream, found.encode_seconds, found.hit, found.frame_qps
         t0 = time.perf_counter()
         stream = codec.decode_stream(data, t, h, w)
         decode_s = time.perf_counter() - t0

@@ -11,7 +11,8 @@ predictions are merged as the official multi-engine does:
 * merged logits ``log(q / (1 - q))`` (the inverse sigmoid), which the caller upsamples and feeds to a
   softmax over all ``1 + G * max_obj`` channels.
 
-With a single group the logits pass through unchanged.
+With a single group the logits pass through unchanged. A family without an object limit
+(``max_objects is None``, e.g. STCN) always uses one group.
 """
 
 from __future__ import annotations
@@ -29,34 +30,41 @@ log = logging.getLogger(__name__)
 __all__ = ["GroupedPropagator", "group_counts", "num_groups", "soft_aggregate", "split_ids"]
 
 
-def num_groups(num_objects: int, group_size: int) -> int:
-    """Number of groups for ``num_objects`` objects (at least one)."""
+def num_groups(num_objects: int, group_size: int | None) -> int:
+    """Number of groups for ``num_objects`` objects (at least one; one when ``group_size`` is ``None``,
+    a family without an object limit)."""
+    if group_size is None:
+        return 1
     return max(math.ceil(num_objects / group_size), 1)
 
 
-def group_counts(num_objects: int, group_size: int) -> list[int]:
-    """Objects per group, e.g. ``group_counts(12, 10) == [10, 2]``."""
+def group_counts(num_objects: int, group_size: int | None) -> list[int]:
+    """Objects per group, e.g. ``group_counts(12, 10) == [10, 2]``, ``group_counts(12, None) == [12]``."""
+    if group_size is None:
+        return [num_objects]
     n = num_groups(num_objects, group_size)
     return [min(group_size, max(num_objects - g * group_size, 0)) for g in range(n)]
 
 
-def split_ids(mask: torch.Tensor, group: int, group_size: int) -> torch.Tensor:
+def split_ids(mask: torch.Tensor, group: int, group_size: int | None) -> torch.Tensor:
     """Local id map of one group: ids ``g*S+1 .. (g+1)*S`` become ``1 .. S``, every other pixel 0.
 
     Args:
         mask: Integer ids of any shape, e.g. ``(B, 1, H, W)``.
         group: Group index ``g``.
-        group_size: ``S`` (the model's ``max_obj``).
+        group_size: ``S`` (the model's ``max_objects``; ``None``: one group, ids unchanged).
 
     Returns:
         Tensor of the same shape and dtype with local ids.
     """
+    if group_size is None:
+        return mask
     start = group * group_size
     inside = (mask > start) & (mask <= start + group_size)
     return torch.where(inside, mask - start, torch.zeros_like(mask))
 
 
-def soft_aggregate(logits: Sequence[torch.Tensor], group_size: int, eps: float = 1e-5) -> torch.Tensor:
+def soft_aggregate(logits: Sequence[torch.Tensor], group_size: int | None, eps: float = 1e-5) -> torch.Tensor:
     """Merge per-group logits into logits over all objects (see the module docstring).
 
     Args:
@@ -67,7 +75,7 @@ def soft_aggregate(logits: Sequence[torch.Tensor], group_size: int, eps: float =
     Returns:
         ``(B, 1 + G * S, H, W)`` merged logits (the input itself when ``G == 1``).
     """
-    if len(logits) == 1:
+    if len(logits) == 1 or group_size is None:
         return logits[0]
     probs = [torch.softmax(lg.float(), dim=1) for lg in logits]
     bg = torch.stack([p[:, 0] for p in probs], dim=1).prod(dim=1, keepdim=True)
@@ -80,11 +88,11 @@ class GroupedPropagator:
 
     Args:
         factory: Builds a fresh propagator (``Propagator(model, long_term_gap, max_long_term, ...)``).
-        group_size: Identities per group (the model's ``max_obj``).
+        group_size: Identities per group (the model's ``max_objects``; ``None``: one group for all objects).
         mask_unused: Mask each group's identities above its object count before merging.
     """
 
-    def __init__(self, factory: Callable[[], Propagator], group_size: int, mask_unused: bool = True) -> None:
+    def __init__(self, factory: Callable[[], Propagator], group_size: int | None, mask_unused: bool = True) -> None:
         self.factory = factory
         self.group_size = group_size
         self.mask_unused = mask_unused

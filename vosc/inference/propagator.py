@@ -22,7 +22,8 @@ have produced.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -174,3 +175,64 @@ class Propagator:
     def long_term_frames(self) -> int:
         """Number of frames in the long-term memory."""
         return len(self.memory.long)
+
+
+Feedback = Callable[[int, dict[int, Tensor]], Tensor]
+
+
+@dataclass
+class ClipOutput:
+    """What :func:`run_clip` returns.
+
+    Attributes:
+        reference: ``{depth: (B, 1 + C, H, W)}`` logits of frame 0 decoded from its own memory (only with
+            ``decode_reference``), else ``None``.
+        frames: One ``{depth: (B, 1 + C, H, W)}`` dict per propagated frame ``1..T-1``.
+    """
+
+    reference: dict[int, Tensor] | None
+    frames: list[dict[int, Tensor]]
+
+
+def run_clip(prop: Propagator, frames: Tensor, first_mask: Tensor, num_objects: Tensor | int,
+             depths: int | Sequence[int] | None = None, *, teacher: Tensor | None = None,
+             feedback: Feedback | None = None, decode_reference: bool = False,
+             write_last: bool = False) -> ClipOutput:
+    """The clip loop: frame 0 is the reference, frames ``1..T-1`` are propagated one by one.
+
+    Teacher forcing (``teacher``): the given mask of frame ``t`` enters the memory after its step.
+    Autoregressive (``feedback``): ``feedback(t, logits)`` is called after every step (``logits`` as
+    :meth:`Propagator.step` returns them; ``prop.last_logits_4x`` holds the raw ones) and its result (ids
+    ``(B, 1, H, W)`` or probabilities ``(B, 1 + K, H, W)``, e.g. the detached argmax) enters the memory. With
+    both, ``feedback`` decides. The last frame's mask is written only with ``write_last``.
+
+    Args:
+        prop: A fresh (or reset) propagator; its gap, depth and masking settings apply.
+        frames: ``(B, T, 3, H, W)`` normalised frames at network size, ``T >= 1``.
+        first_mask: ``(B, 1, H, W)`` int64 ids (or ``(B, 1 + K, H, W)`` probabilities) of frame 0.
+        num_objects: ``(B,)`` or int.
+        depths: Depth(s) decoded at every step (default: the propagator's memory depth).
+        teacher: ``(B, T, 1, H, W)`` masks for teacher forcing.
+        feedback: Callable giving the mask written after frame ``t``.
+        decode_reference: Also step frame 0 against its own memory first (the auxiliary reference-frame
+            loss of training; the step counts as a frame for the long-term gap, as in the reference).
+        write_last: Write the last frame's mask too (leaves the memory ready for more frames).
+
+    Returns:
+        :class:`ClipOutput`.
+    """
+    if teacher is None and feedback is None:
+        raise ValueError("run_clip needs teacher masks (teacher forcing) or a feedback callable (autoregressive)")
+    t_total = frames.shape[1]
+    if teacher is not None and teacher.shape[:2] != frames.shape[:2]:
+        raise ValueError(f"run_clip: teacher masks {tuple(teacher.shape)} do not match frames {tuple(frames.shape)}")
+    prop.add_reference(frames[:, 0], first_mask, num_objects)
+    reference = prop.step(frames[:, 0], depths) if decode_reference else None
+    outputs = []
+    for t in range(1, t_total):
+        logits = prop.step(frames[:, t], depths)
+        outputs.append(logits)
+        mask = feedback(t, logits) if feedback is not None else teacher[:, t]  # type: ignore[index]
+        if t < t_total - 1 or write_last:
+            prop.update_memory(mask)
+    return ClipOutput(reference, outputs)

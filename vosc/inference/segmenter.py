@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from vosc.inference.objects import GroupedPropagator
 from vosc.inference.postprocess import (
@@ -38,6 +37,7 @@ from vosc.inference.postprocess import (
     to_numpy_mask,
 )
 from vosc.inference.propagator import Propagator
+from vosc.models.base import VOSNetwork
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class VideoSegmenter:
     """Runs a VOS model over whole videos with memory, groups, resizing and test-time augmentation.
 
     Args:
-        model: A ``VOSModel`` (``max_obj``, ``num_layers``, ``stride`` attributes), in eval mode.
+        model: A :class:`~vosc.models.base.VOSNetwork` (``max_objects``, ``num_depths``, ``stride``,
+            ``align_corners``), in eval mode.
         long_term_gap: Long-term memory gap ``δ`` (frames).
         max_long_term: Optional cap on the number of long-term memory frames.
         depth: Depth ``n'``: an int for the whole video, a sequence indexed by frame index, or a callable
@@ -85,7 +86,7 @@ class VideoSegmenter:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: VOSNetwork,
         long_term_gap: int = 5,
         max_long_term: int | None = None,
         depth: DepthSpec = None,
@@ -108,10 +109,10 @@ class VideoSegmenter:
         self.flip_tta = flip_tta
         self.scales = tuple(float(s) for s in scales)
         self.mask_unused = mask_unused
-        self.num_layers = int(model.num_layers)
-        self.group_size = int(model.max_obj)
-        self.stride = int(getattr(model, "stride", 16))
-        self.align_corners = bool(getattr(model, "align_corners", True))
+        self.num_layers = int(model.num_depths)
+        self.group_size: int | None = model.max_objects
+        self.stride = int(model.stride)
+        self.align_corners = bool(model.align_corners)
         if isinstance(depth, int):
             self._check_depth(depth, 0)
         if model.training:

@@ -37,6 +37,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vosc.inference.propagator import Propagator, run_clip
 from vosc.losses.segmentation import SegmentationLoss, combine_depths
 from vosc.types import VOSBatch
 from vosc.utils.optim import DEFAULT_NO_DECAY_KEYS, WarmupPolyLR, param_groups
@@ -337,9 +338,7 @@ class VOSModule(L.LightningModule):
         torch.manual_seed(s)
 
     # ------------------------------------------------------------------ training
-    def _propagator(self, gap: int) -> Any:
-        from vosc.inference.propagator import Propagator
-
+    def _propagator(self, gap: int) -> Propagator:
         # identities are masked by this module after un-shuffling (the propagator would mask shuffled ids)
         return Propagator(self.model, long_term_gap=gap, mask_unused=False)
 
@@ -351,17 +350,11 @@ class VOSModule(L.LightningModule):
             return 0.0
         return float(hp.aux_weight) * max(0.0, 1.0 - step / span)
 
-    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor, n_obj: Tensor) -> tuple[dict[int, Tensor], Tensor]:
-        """Loss per depth (mean over the batch) and the deepest unshuffled logits."""
+    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor, n_obj: Tensor) -> dict[int, Tensor]:
+        """Loss per depth (mean over the batch) of one frame's shuffled logits ``{depth: (B, N, H, W)}``."""
         step, total = self.global_step, self.total_steps
-        out: dict[int, Tensor] = {}
-        deepest = None
-        for d in self.depths:
-            lg = unshuffle_logits(logits[d], perm, n_obj)
-            out[d] = self.loss_fn(lg, target, step, total).mean()
-            deepest = lg
-        assert deepest is not None
-        return out, deepest
+        return {d: self.loss_fn(unshuffle_logits(logits[d], perm, n_obj), target, step, total).mean()
+                for d in self.depths}
 
     def training_step(self, batch: VOSBatch, batch_idx: int) -> Tensor:
         """Sequential training over the clip; returns the scalable-supervision loss."""
@@ -373,24 +366,21 @@ class VOSModule(L.LightningModule):
         perm = perm.to(masks.device)
         fed = apply_permutation(masks, perm)  # (B, T, 1, H, W) identities as the network sees them
         use_pred = self.global_step >= self.switch_step
-        prop = self._propagator(self.hparams.train_long_term_gap)
-        prop.add_reference(frames[:, 0], fed[:, 0], n_obj)
-        per_depth: dict[int, list[Tensor]] = {d: [] for d in self.depths}
         aux_w = self.aux_weight_at(self.global_step)
+
+        def from_prediction(t: int, logits: dict[int, Tensor]) -> Tensor:
+            deepest = unshuffle_logits(logits[self.depths[-1]], perm, n_obj)
+            return apply_permutation(deepest.detach().argmax(dim=1, keepdim=True), perm)
+
+        clip = run_clip(self._propagator(self.hparams.train_long_term_gap), frames, fed[:, 0], n_obj, self.depths,
+                        teacher=fed, feedback=from_prediction if use_pred else None, decode_reference=aux_w > 0)
         aux = frames.new_zeros(())
-        if aux_w > 0:
-            ref_losses, _ = self._frame_losses(prop.step(frames[:, 0], self.depths), masks[:, 0], perm, n_obj)
-            aux = combine_depths(ref_losses, self.alpha)
-        for i in range(1, t):
-            frame_losses, deepest = self._frame_losses(prop.step(frames[:, i], self.depths), masks[:, i], perm, n_obj)
-            for d, v in frame_losses.items():
+        if clip.reference is not None:
+            aux = combine_depths(self._frame_losses(clip.reference, masks[:, 0], perm, n_obj), self.alpha)
+        per_depth: dict[int, list[Tensor]] = {d: [] for d in self.depths}
+        for i, logits in enumerate(clip.frames, start=1):
+            for d, v in self._frame_losses(logits, masks[:, i], perm, n_obj).items():
                 per_depth[d].append(v)
-            if i < t - 1:
-                if use_pred:
-                    pred = deepest.detach().argmax(dim=1, keepdim=True)
-                    prop.update_memory(apply_permutation(pred, perm))
-                else:
-                    prop.update_memory(fed[:, i])
         depth_loss = {d: torch.stack(v).mean() for d, v in per_depth.items()}
         loss = combine_depths(depth_loss, self.alpha) + aux_w * aux
         self._check_finite(loss, depth_loss, aux, batch, batch_idx)
@@ -444,18 +434,20 @@ class VOSModule(L.LightningModule):
                 return F.interpolate(x.float(), size=(nh, nw), mode="nearest").long()
             return F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False)
 
-        prop = self._propagator(self.hparams.val_long_term_gap)
-        prop.add_reference(to_net(frames[:, 0], "bicubic"), to_net(first_mask, "nearest"), num_objects)
-        preds = [first_mask[:, 0]]
         ident = torch.arange(self.num_ids, device=frames.device).expand(frames.shape[0], -1)
-        for i in range(1, frames.shape[1]):
-            logits = unshuffle_logits(prop.step(to_net(frames[:, i], "bicubic"), [depth])[depth], ident, num_objects)
+        preds = [first_mask[:, 0]]
+
+        def from_prediction(t: int, logits: dict[int, Tensor]) -> Tensor:
+            lg = unshuffle_logits(logits[depth], ident, num_objects)
             if (nh, nw) != (h, w):
-                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=align)
-            pred = logits.argmax(dim=1, keepdim=True)
+                lg = F.interpolate(lg, size=(h, w), mode="bilinear", align_corners=align)
+            pred = lg.argmax(dim=1, keepdim=True)
             preds.append(pred[:, 0])
-            if i < frames.shape[1] - 1:
-                prop.update_memory(to_net(pred, "nearest"))
+            return to_net(pred, "nearest")
+
+        net_frames = torch.stack([to_net(frames[:, i], "bicubic") for i in range(frames.shape[1])], dim=1)
+        run_clip(self._propagator(self.hparams.val_long_term_gap), net_frames, to_net(first_mask, "nearest"),
+                 num_objects, [depth], feedback=from_prediction)
         return torch.stack(preds, dim=1)
 
     def on_validation_epoch_start(self) -> None:

@@ -151,8 +151,8 @@ class TaskLoss(nn.Module):
 class VOSTaskLoss(nn.Module):
     """Cross-entropy of a VOS model over a clip, memory from ground truth (teacher forcing).
 
-    Runs ``Propagator.add_reference(frame_0, gt_0)``, then for ``t = 1..T-1``: ``step(frame_t)`` at
-    full depth, cross-entropy against ``gt_t``, ``update_memory(gt_t)``. Gradients flow to the frames
+    Runs :func:`vosc.inference.propagator.run_clip` with teacher forcing at full depth and averages the
+    cross-entropy of frames ``1..T-1`` against their ground truth. Gradients flow to the frames
     (the enhancer); the VOS model's parameters are expected to be frozen by the caller.
 
     Args:
@@ -176,18 +176,13 @@ class VOSTaskLoss(nn.Module):
         Returns:
             Scalar loss.
         """
-        from vosc.inference.propagator import Propagator  # the model stack is optional for stage 1
+        from vosc.inference.propagator import Propagator, run_clip  # the model stack is optional for stage 1
 
         b, t = frames_norm.shape[:2]
         if t < 2 or masks.shape[:2] != (b, t):
             raise ValueError(f"VOSTaskLoss: need T >= 2 frames and masks (B, T, 1, H, W); got frames "
                              f"{tuple(frames_norm.shape)}, masks {tuple(masks.shape)}")
         prop = Propagator(self.vos_model, long_term_gap=self.long_term_gap)
-        prop.add_reference(frames_norm[:, 0], masks[:, 0], num_objects)
-        losses = []
-        for i in range(1, t):
-            out = prop.step(frames_norm[:, i])
-            logits = out[max(out)]
-            losses.append(F.cross_entropy(logits, masks[:, i, 0].long()))
-            prop.update_memory(masks[:, i])
+        clip = run_clip(prop, frames_norm, masks[:, 0], num_objects, teacher=masks)
+        losses = [F.cross_entropy(out[max(out)], masks[:, i, 0].long()) for i, out in enumerate(clip.frames, start=1)]
         return torch.stack(losses).mean()
