@@ -73,6 +73,7 @@ def test_stcn_experiments_carry_the_official_recipe(experiment: str, roots: list
     assert not any(type(c).__name__ == "EMA" for c in trainer.callbacks)
     hp = module.hparams
     assert (hp.lr, hp.weight_decay, hp.warmup_ratio, hp.shuffle_ids, hp.aux_weight) == (1e-5, 1e-7, 0.0, False, 0.0)
+    assert (hp.memory_feedback, hp.train_long_term_gap, hp.seq_switch_ratio) == ("soft", 1, 0.0)
     # lr x0.1 at 150k (stage 0) / 125k (stage 3) / 250k (stage 2), as util/hyper_para.py
     decay = {"stcn_static": 150_000, "stcn_main": 125_000, "stcn_main_300k": 250_000}[experiment]
     lr = [warmup_poly_lr(s, steps, hp.lr, hp.min_lr, hp.warmup_ratio, hp.lr_power, hp.lr_milestones, hp.lr_gamma)

@@ -131,7 +131,9 @@ class VOSModule(L.LightningModule):
         lr_gamma: Step-decay factor.
         betas: AdamW betas.
         no_decay_keys: Name substrings exempt from weight decay.
-        seq_switch_ratio: Share of the steps after which the memory uses detached predictions.
+        seq_switch_ratio: Share of the steps after which the memory uses the predictions.
+        memory_feedback: How a prediction enters the memory: ``"argmax"`` (detached ids, AOT) or ``"soft"``
+            (the softmax probabilities, not detached: the official STCN training).
         aux_weight: Initial weight of the reference-frame auxiliary loss (0 disables it).
         aux_ratio: The auxiliary weight reaches 0 after ``aux_ratio * total_steps`` steps.
         train_long_term_gap: Long-term memory gap while training (reference: 2).
@@ -169,6 +171,7 @@ class VOSModule(L.LightningModule):
         betas: Sequence[float] = (0.9, 0.999),
         no_decay_keys: Sequence[str] = DEFAULT_NO_DECAY_KEYS,
         seq_switch_ratio: float = 0.5,
+        memory_feedback: str = "argmax",
         aux_weight: float = 1.0,
         aux_ratio: float = 1.0,
         train_long_term_gap: int = 2,
@@ -206,6 +209,8 @@ class VOSModule(L.LightningModule):
         if not (alpha > 0):
             raise ConfigError(f"lit.alpha must be > 0 (or inf for deepest-only supervision), got {alpha}")
         self.alpha = float(alpha)
+        if memory_feedback not in ("argmax", "soft"):
+            raise ConfigError(f"lit.memory_feedback={memory_feedback!r}; valid choices: ['argmax', 'soft']")
         if not 0.0 <= seq_switch_ratio <= 1.0:
             raise ConfigError(f"lit.seq_switch_ratio must be in [0, 1], got {seq_switch_ratio}")
         self.num_ids = int(getattr(model, "max_obj", 10)) + 1
@@ -369,6 +374,8 @@ class VOSModule(L.LightningModule):
         aux_w = self.aux_weight_at(self.global_step)
 
         def from_prediction(t: int, logits: dict[int, Tensor]) -> Tensor:
+            if self.hparams.memory_feedback == "soft":  # probabilities as the network sees them, with gradient
+                return torch.softmax(logits[self.depths[-1]], dim=1)
             deepest = unshuffle_logits(logits[self.depths[-1]], perm, n_obj)
             return apply_permutation(deepest.detach().argmax(dim=1, keepdim=True), perm)
 
