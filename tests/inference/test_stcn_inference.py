@@ -170,3 +170,24 @@ def test_video_segmenter_runs_stcn_with_late_objects_and_twelve_ids(one_torch_th
         else:
             prop.update_memory(pred)
         assert np.array_equal(results[i].mask, to_orig[pred[0, 0].numpy()]), f"frame {i}"
+
+
+@torch.no_grad()
+def test_video_segmenter_keeps_the_frame_size_and_stcn_pads(one_torch_thread: None) -> None:
+    """A 50x70 video is fed at 50x70 (no resize to multiples of 16); the key encoder sees it padded to 64x80."""
+    import numpy as np
+
+    from vosc.inference.segmenter import VideoSegmenter
+
+    model = tiny()
+    seen: list[tuple[int, int]] = []
+    hook = model.key_encoder.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
+    rng = np.random.default_rng(1)
+    video = [rng.integers(0, 255, (H, W, 3), dtype=np.uint8) for _ in range(3)]
+    first = strips(3)[0, 0].numpy().astype(np.uint8)
+    try:
+        results = list(VideoSegmenter(model, long_term_gap=5).run(video, {0: first}))
+    finally:
+        hook.remove()
+    assert seen and set(seen) == {(64, 80)}
+    assert all(r.mask.shape == (H, W) for r in results)

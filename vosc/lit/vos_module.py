@@ -432,7 +432,8 @@ class VOSModule(L.LightningModule):
 
         h, w = frames.shape[-2:]
         align = bool(getattr(self.model, "align_corners", True))
-        nh, nw = network_size(h, w, None, None, 1.0, int(getattr(self.model, "stride", 16)), align)
+        multiple = getattr(self.model, "input_multiple", getattr(self.model, "stride", 16))  # STCN pads itself
+        nh, nw = network_size(h, w, None, None, 1.0, int(multiple), align)
 
         def to_net(x: Tensor, mode: str) -> Tensor:
             if (nh, nw) == (h, w):

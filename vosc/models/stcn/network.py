@@ -118,6 +118,9 @@ class STCN(VOSNetwork):
     """
 
     stride: int = 16
+    #: Sides the loop may feed: any (``encode`` pads to multiples of 16 itself, as the official code), so
+    #: ``VideoSegmenter`` and validation keep the frame size instead of rounding it to multiples of 16.
+    input_multiple: int = 1
     max_objects: int | None = None
     num_depths: int = 1
     align_corners: bool = False
