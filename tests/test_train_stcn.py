@@ -18,10 +18,9 @@ from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import train  # noqa: E402
-
-from vosc.losses.segmentation import top_k_ratio  # noqa: E402
-from vosc.utils.optim import warmup_poly_lr  # noqa: E402
+import train
+from vosc.losses.segmentation import top_k_ratio
+from vosc.utils.optim import warmup_poly_lr
 
 EXPERIMENTS = ["stcn_static", "stcn_main", "stcn_main_300k"]
 # test size: the small network, 64x64 crops, 2 clips per batch, CPU float32, no W&B

@@ -15,6 +15,7 @@ Every item is deterministic in ``(seed, epoch, index)``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -178,7 +179,7 @@ class CompressedClipDataset(Dataset[CodedClip]):
         epoch encoded in the index, so it holds in persistent workers started afterwards and on resume."""
         if len(epochs) != len(gaps) or not gaps:
             raise ValueError(f"gap schedule: {len(epochs)} epochs for {len(gaps)} gaps")
-        if any(b < a for a, b in zip(epochs, epochs[1:])) or any(g < 1 for g in gaps):
+        if any(b < a for a, b in itertools.pairwise(epochs)) or any(g < 1 for g in gaps):
             raise ValueError(f"gap schedule: epochs {list(epochs)} must ascend and gaps {list(gaps)} be >= 1")
         self.gap_schedule = [(int(e), int(g)) for e, g in zip(epochs, gaps)]
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any
@@ -217,7 +218,7 @@ class GapCurriculum(Callback):
     def __init__(self, gaps: list[int], fractions: list[float]) -> None:
         if len(gaps) != len(fractions) or not gaps:
             raise ValueError(f"GapCurriculum: {len(gaps)} gaps for {len(fractions)} fractions")
-        if any(b < a for a, b in zip(fractions, fractions[1:])) or not 0 <= fractions[0] <= 1:
+        if any(b < a for a, b in itertools.pairwise(fractions)) or not 0 <= fractions[0] <= 1:
             raise ValueError(f"GapCurriculum: fractions {fractions} must ascend within [0, 1]")
         self.gaps, self.fractions = [int(g) for g in gaps], [float(f) for f in fractions]
         self.epochs: list[int] = []
