@@ -21,246 +21,50 @@ Enhancer (DESIGN §8; ``enhancer`` = a ``model/enhancer`` option placed at the t
 AOT/AOST checkpoint into ``model``) initialises the VOS network (frozen in stage 2). ``enhancer_ckpt``
 (an ``EnhancerModule`` or stage-3 checkpoint) initialises the enhancer.
 
-The configuration is checked before anything is built (unknown backbone, depth > layers, alpha <= 0,
-QP out of range, missing data root): errors list the valid choices.
+Settings that span groups (dataset roots, checkpoints, enhancer stage) are checked before anything is
+built; each constructor checks its own arguments (backbone, depths, alpha, q). Errors are
+:class:`vosc.config.ConfigError` and list the valid choices. The builders live in :mod:`vosc.lit.builders`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from vosc.config import ConfigError
+from vosc.lit import builders
 
 log = logging.getLogger("vosc.train")
 
-# `inf` in YAML/overrides is parsed by OmegaConf as a float; also accept the string forms.
-_INF_STRINGS = {"inf", "+inf", "infinity", ".inf"}
-
-
-class ConfigError(ValueError):
-    """An invalid training configuration (raised before any data, model or trainer is built)."""
-
-
-def _alpha(value: Any) -> float:
-    if isinstance(value, str) and value.strip().lower() in _INF_STRINGS:
-        return math.inf
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"lit.alpha={value!r} is not a number; use a value > 0 or inf") from None
-
-
-def _check_model(cfg: DictConfig) -> None:
-    from vosc.models.encoder.timm_backbone import ENCODER_DIMS
-
-    model = cfg.model
-    for key in ("encoder", "key_encoder"):  # AOT/AOST encoder; STCN key encoder
-        enc = model.get(key)
-        if enc is not None and enc not in ENCODER_DIMS:
-            raise ConfigError(f"model.{key}={enc!r} is not a known backbone; valid choices: {sorted(ENCODER_DIMS)}")
-    layers = int(model.get("num_layers", 1))
-    if layers < 1:
-        raise ConfigError(f"model.num_layers={layers} must be >= 1")
-    for key in ("depths", "val_depths"):
-        depths = cfg.lit.get(key)
-        if depths is None:
-            continue
-        bad = [int(d) for d in depths if not 1 <= int(d) <= layers]
-        if bad:
-            raise ConfigError(
-                f"lit.{key}={list(depths)}: depth(s) {bad} exceed model.num_layers={layers}; "
-                f"valid choices: {list(range(1, layers + 1))}"
-            )
-
-
-def _check_codec(cfg: DictConfig) -> None:
-    from vosc.codecs import CODECS
-    from vosc.types import OperatingPoint
-
-    codec = cfg.get("codec")
-    if codec is None:
-        return
-    name = codec.get("codec", "none")
-    if name not in CODECS:
-        raise ConfigError(f"codec.codec={name!r} is unknown; valid choices: {sorted(CODECS)}")
-    lo, hi = CODECS[name].q_range
-    values = OperatingPoint.parse_q(OmegaConf.to_container(codec, resolve=True).get("q"))
-    if codec.get("eval_q") is not None:
-        values.append(int(codec.eval_q))
-    bad = [q for q in values if not lo <= q <= hi]
-    if name != "none" and bad:
-        raise ConfigError(f"codec.q={bad} out of range for {name}: valid range [{lo}, {hi}]")
-
-
-def _roots(node: Any, where: str) -> list[tuple[str, str, str]]:
-    """``(config key, _target_, root)`` of every source node under ``node``."""
-    found: list[tuple[str, str, str]] = []
-    if isinstance(node, DictConfig):
-        if "root" in node and "_target_" in node:
-            found.append((f"{where}.root", str(node._target_), str(node.root)))
-        for key in node:
-            found += _roots(node[key], f"{where}.{key}")
-    elif isinstance(node, ListConfig):
-        for i, item in enumerate(node):
-            found += _roots(item, f"{where}.{i}")
-    return found
-
-
-def _check_data(cfg: DictConfig) -> None:
-    for key, target, root in _roots(cfg.data, "data"):
-        if "synthetic" in target.lower():
-            continue  # generated on first use
-        if not Path(root).exists():
-            raise ConfigError(
-                f"{key}={root} does not exist ({target.rsplit('.', 1)[-1]}); point paths.davis_root / "
-                "paths.ytvos_root / paths.static_root (env DAVIS_ROOT / YTVOS_ROOT / STATIC_ROOT) or paths.data_dir "
-                "at the dataset, or use data=synthetic (generated on first use)"
-            )
-
-
-def is_enhancer_stage(cfg: DictConfig) -> bool:
-    """Whether ``lit`` is the enhancer's stage-1/2 module (else: VOS training, optionally joint with an enhancer)."""
-    return str(cfg.lit.get("_target_", "")).rsplit(".", 1)[-1] == "EnhancerModule"
-
-
-def _check_enhancer(cfg: DictConfig) -> None:
-    for key in ("vos_ckpt", "enhancer_ckpt"):
-        path = cfg.get(key)
-        if path is not None and not Path(str(path)).expanduser().is_file():
-            raise ConfigError(f"{key}={path} does not exist (a checkpoint file is expected)")
-    if cfg.get("enhancer_ckpt") is not None and cfg.get("enhancer") is None:
-        raise ConfigError("enhancer_ckpt is set but no enhancer is configured; add model/enhancer@enhancer=cae_tiny")
-    if not is_enhancer_stage(cfg):
-        return
-    if cfg.get("enhancer") is None:
-        raise ConfigError("lit=EnhancerModule needs an enhancer: add `model/enhancer@enhancer=<option>`; valid "
-                          f"choices: {sorted(p.stem for p in (Path(__file__).parent / 'conf/model/enhancer').glob('*.yaml'))}")
-    if not cfg.data.get("keep_raw", False):
-        raise ConfigError("lit=EnhancerModule trains against the uncompressed frames: set data.keep_raw=true")
+__all__ = ["ConfigError", "build", "main", "run", "validate_config"]
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Check the composed configuration before training.
+    """Check the settings that span config groups, before anything is built.
 
     Raises:
-        ConfigError: Unknown backbone, depth > layers, alpha <= 0, QP out of range, missing data root,
-            missing checkpoint, enhancer stage without an enhancer or without raw frames.
+        ConfigError: Missing dataset root, unknown codec or q out of range, missing checkpoint, enhancer
+            checkpoint without an enhancer, enhancer stage without an enhancer or without raw frames.
     """
-    alpha = _alpha(cfg.lit.get("alpha", 2.0))
-    if not alpha > 0:
-        raise ConfigError(f"lit.alpha={alpha} must be > 0 (or inf for deepest-only supervision)")
-    _check_model(cfg)
-    _check_codec(cfg)
-    _check_data(cfg)
-    _check_enhancer(cfg)
-
-
-def _instantiate_list(node: DictConfig | None, what: str) -> list[Any]:
-    out: list[Any] = []
-    if not node:
-        return out
-    for conf in node.values():
-        if isinstance(conf, DictConfig) and "_target_" in conf:
-            log.info("instantiating %s <%s>", what, conf._target_)
-            out.append(hydra.utils.instantiate(conf, _convert_="all"))
-    return out
-
-
-def _log_config(loggers: list[Any], cfg: DictConfig) -> None:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("hydra", None)  # type: ignore[union-attr]
-    for lg in loggers:
-        lg.log_hyperparams(resolved)  # type: ignore[arg-type]
-
-
-def _finish_wandb() -> None:
-    try:
-        import wandb
-    except ImportError:  # pragma: no cover - wandb is a dependency
-        return
-    if wandb.run is not None:
-        wandb.finish()
-
-
-def load_vos(cfg: DictConfig, node: DictConfig) -> tuple[Any, dict[str, Any]]:
-    """The VOS network of ``node`` initialised from ``cfg.vos_ckpt`` (random initialisation without it).
-
-    A vosc Lightning checkpoint gives its EMA weights and its stored network config (``node`` is then
-    ignored); an official AOT/AOST checkpoint is loaded strictly into ``node``
-    (:func:`vosc.checkpoints.loading.load_vos_model`).
-
-    Returns:
-        The network and its plain-dict config (stored as ``model_config`` in the new checkpoints).
-    """
-    from vosc.checkpoints.loading import load_vos_model
-
-    ckpt = cfg.get("vos_ckpt")
-    if ckpt is None:
-        log.warning("vos_ckpt is not set: the VOS network is randomly initialised")
-    config = OmegaConf.to_container(node, resolve=True)
-    loaded = load_vos_model(None if ckpt is None else str(ckpt), config, seed=int(cfg.seed))  # type: ignore[arg-type]
-    if ckpt is not None:
-        log.info("VOS network initialised from %s (%s checkpoint)", ckpt, loaded.kind)
-    return loaded.model, loaded.model_config
-
-
-def build_enhancer(cfg: DictConfig) -> Any:
-    """The enhancer of ``cfg.enhancer`` (``None`` when absent) with ``cfg.enhancer_ckpt`` weights (stage 1/2)."""
-    node = cfg.get("enhancer")
-    if node is None:
-        return None
-    enhancer = hydra.utils.instantiate(node, _convert_="all")
-    ckpt = cfg.get("enhancer_ckpt")
-    if ckpt is not None and is_enhancer_stage(cfg):  # VOSModule loads (and records) it itself
-        from vosc.lit.enhancer_module import load_enhancer_weights
-
-        load_enhancer_weights(enhancer, str(ckpt))
-        log.info("enhancer initialised from %s", ckpt)
-    return enhancer
-
-
-def build_module(cfg: DictConfig) -> Any:
-    """``EnhancerModule`` (stage 1/2, frozen VOS for stage 2) or ``VOSModule`` (with an optional enhancer)."""
-    enhancer = build_enhancer(cfg)
-    kwargs: dict[str, Any] = {}
-    if is_enhancer_stage(cfg):
-        kwargs["enhancer"] = enhancer
-        if cfg.lit.get("vos_model") is not None:  # stage 2: the frozen VOS network
-            kwargs["vos_model"], _ = load_vos(cfg, cfg.lit.vos_model)
-        module = hydra.utils.instantiate(cfg.lit, _convert_="all", **kwargs)
-    else:
-        if cfg.get("vos_ckpt") is not None:
-            model, model_config = load_vos(cfg, cfg.model)
-        else:
-            model = hydra.utils.instantiate(cfg.model, _convert_="all")
-            model_config = OmegaConf.to_container(cfg.model, resolve=True)
-        kwargs = {"model": model, "alpha": _alpha(cfg.lit.get("alpha", 2.0))}
-        if enhancer is not None:
-            kwargs |= {"enhancer": enhancer, "enhancer_ckpt": cfg.get("enhancer_ckpt")}
-        module = hydra.utils.instantiate(cfg.lit, _convert_="all", **kwargs)
-        # stored (not instantiated) so that VOSModule.load_from_checkpoint(path) can rebuild the network
-        module.hparams["model_config"] = model_config
-    if enhancer is not None:
-        module.hparams["enhancer_config"] = OmegaConf.to_container(cfg.enhancer, resolve=True)
-    return module
+    builders.check_data_roots(cfg.data)
+    if cfg.get("codec") is not None:
+        builders.instantiate(cfg.codec)  # the compression stage checks its codec and q (nothing encoded)
+    builders.check_checkpoints(cfg.get("vos_ckpt"), cfg.get("enhancer_ckpt"), cfg.get("enhancer") is not None)
+    if builders.is_enhancer_stage(cfg.lit):
+        builders.check_enhancer_stage(cfg.get("enhancer") is not None, bool(cfg.data.get("keep_raw", False)))
 
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """Instantiate datamodule, module and trainer from a validated configuration (no training)."""
-    from vosc.lit.callbacks import AtomicCheckpointIO
-
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    module = build_module(cfg)
-    callbacks = _instantiate_list(cfg.get("callbacks"), "callback")
-    loggers = _instantiate_list(cfg.get("logger"), "logger")
-    trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], _convert_="all"
-    )
+    # the module first: its constructors check alpha, depths and the backbone before the (slower) data
+    module = builders.build_module(cfg.lit, cfg.model, cfg.get("enhancer"), cfg.get("vos_ckpt"),
+                                   cfg.get("enhancer_ckpt"), int(cfg.seed))
+    datamodule = builders.instantiate(cfg.data)
+    trainer = builders.build_trainer(cfg.trainer, cfg.get("callbacks"), cfg.get("logger"))
     return datamodule, module, trainer
 
 
@@ -273,23 +77,15 @@ def run(cfg: DictConfig) -> float | None:
     threads = torch.get_num_threads()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    L.seed_everything(int(cfg.seed), workers=True)
-    datamodule, module, trainer = build(cfg)
     try:
-        _log_config(trainer.loggers, cfg)
-        if cfg.get("train", True):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        elif cfg.get("validate", True):
-            trainer.validate(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        ckpt = getattr(trainer.checkpoint_callback, "last_model_path", None) or None
-        log.info("final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
-        if ckpt:
-            log.info("checkpoint: %s", ckpt)
-        name = cfg.get("optimized_metric")
-        return metrics.get(name) if name else None
+        L.seed_everything(int(cfg.seed), workers=True)
+        datamodule, module, trainer = build(cfg)
+        resolved: Any = OmegaConf.to_container(cfg, resolve=True)
+        resolved.pop("hydra", None)
+        return builders.fit(trainer, module, datamodule, resolved, cfg.get("ckpt_path"),
+                            train=bool(cfg.get("train", True)), validate=bool(cfg.get("validate", True)),
+                            metric=cfg.get("optimized_metric"))
     finally:
-        _finish_wandb()
         torch.set_num_threads(threads)  # in-process callers (tests, sweeps) get their setting back
 
 

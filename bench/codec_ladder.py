@@ -31,7 +31,8 @@ from PIL import Image
 
 from vosc.codecs import build_codec
 from vosc.codecs.base import Codec
-from vosc.codecs.yuv import planes_to_i420, psnr_y, rgb_to_yuv420
+from vosc.codecs.yuv import planes_to_i420, rgb_to_yuv420
+from vosc.metrics.rate import psnr_y_frames
 from vosc.utils.io import atomic_write_json
 
 
@@ -122,7 +123,7 @@ def run_point(
             bits += 8 * len(stream)
             pixels += len(clip) * h * w
             frames_n += len(clip)
-            psnrs += [float(x) for x in psnr_y(clip, decoded)]
+            psnrs += [float(x) for x in psnr_y_frames(clip, decoded)]
             if direct:
                 direct_bits += direct_pyav_x265_bits(clip, q)
                 same_yuv_bits += direct_pyav_x265_bits(clip, q, same_yuv=True)

@@ -2,7 +2,7 @@
 
 For the chosen codec, the first ``--frames`` frames of every sequence are compressed (whole-sequence
 encode) at every ``--q``; one enhancer (conditioned on codec/QP/frame type) is trained with
-:func:`vosc.lit.enhancer_fit.fit_enhancer` (stage 1, ``--loss`` MSE or Charbonnier) on random ``--crop``
+:func:`vosc.enhancer_fit.fit_enhancer` (stage 1, ``--loss`` MSE or Charbonnier) on random ``--crop``
 crops of 3-frame windows ``(t-2, t-1, t)`` of the training sequences at all ``q`` together (plus
 ``--synthetic`` videos of the built-in generator coded the same way), then evaluated on all frames of the
 held-out sequence at full resolution. Reports PSNR of the decoded and the enhanced frames (RGB, over the
@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from vosc.data.sources import render_synthetic_videos
-from vosc.lit.enhancer_fit import CodedClip, code_clips, evaluate_dpsnr, fit_enhancer
+from vosc.enhancer_fit import DecodedPair, code_clips, evaluate_dpsnr, fit_enhancer
 from vosc.models.enhancer import CompressionAwareEnhancer
 from vosc.utils.io import atomic_write_json
 
@@ -41,7 +41,7 @@ def load_sequence(root: Path, seq: str, frames: int) -> np.ndarray:
     return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
 
 
-def evaluate(model: CompressionAwareEnhancer, clips: list[CodedClip]) -> dict[str, dict]:
+def evaluate(model: CompressionAwareEnhancer, clips: list[DecodedPair]) -> dict[str, dict]:
     """PSNR in/out per held-out operating point ``<codec>_q<q>``."""
     return {f"{r['codec']}_q{r['q']}": {"sequence": r["name"], **{k: r[k] for k in ("bpp", "psnr_in", "psnr_out", "dpsnr")}}
             for r in evaluate_dpsnr(model, clips)}

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 sys.path.insert(0, str(REPO))
 import train
+from vosc.config import ConfigError, parse_alpha
 
 GROUPS = ["data", "codec", "model", "lit", "trainer", "callbacks", "logger", "experiment", "debug", "hparams_search"]
 
@@ -101,15 +102,21 @@ def test_every_experiment_instantiates(experiment: str, fake_roots: list[str], t
     ],
 )
 def test_invalid_configs_fail_before_training_with_choices(overrides: list[str], match: str, tmp_path: Path) -> None:
+    """Cross-group settings fail in ``validate_config``, a constructor's own arguments while building (alpha,
+    depths, q and the backbone are each checked once, by their constructor): both before any training."""
     cfg = _compose(overrides, tmp_path)
-    with pytest.raises(train.ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match):
         train.validate_config(cfg)
+        train.build(cfg)
+    assert train.ConfigError is ConfigError  # one ConfigError
 
 
 def test_alpha_inf_is_accepted(tmp_path: Path) -> None:
     cfg = _compose(["lit.alpha=inf"], tmp_path)
     train.validate_config(cfg)
-    assert train._alpha(cfg.lit.alpha) == float("inf")
+    assert parse_alpha(cfg.lit.alpha) == float("inf")
+    _, module, _ = train.build(cfg)
+    assert module.alpha == float("inf")
 
 
 def test_slurm_launcher_dry_run_has_fixed_dir_requeue_and_resume(tmp_path: Path) -> None:

@@ -59,12 +59,13 @@ class OperatingPoint:
                 return list(range(int(q["low"]), int(q["high"]) + 1))
             return [v for item in q for v in OperatingPoint.parse_q(item)]
         except (TypeError, ValueError, KeyError):
-            raise ValueError(f"cannot parse q={q!r}; use an integer, 'lo-hi', a list or {{low, high}}") from None
+            msg = f"cannot parse q={q!r}; use an integer, 'lo-hi', a list or {{low, high}}"
+            raise ValueError(msg) from None
 
     @staticmethod
     def split(entry: Any) -> tuple[str, Any]:
-        """``(codec, q spelling)`` of a ladder entry: ``"x265:42"``, ``"none"``, ``{"codec": "x265", "q": 42}``
-        or ``["x265", 42]``.
+        """``(codec, q spelling)`` of a ladder entry: ``"x265:42"``, ``"none"``,
+        ``{"codec": "x265", "q": 42}`` or ``["x265", 42]``.
 
         Raises:
             ValueError: Any other shape.

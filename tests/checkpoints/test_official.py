@@ -99,13 +99,16 @@ def test_warm_start_aost_from_aot_keeps_exact_parts(aot_parity: Path) -> None:
 
 def test_verify_cli_aott(aot_parity: Path, tmp_path: Path) -> None:
     out = tmp_path / "aott.json"
-    proc = subprocess.run([sys.executable, "-m", "vosc.checkpoints.official", "verify", str(aot_parity / "aott"),
+    proc = subprocess.run([sys.executable, "-m", "vosc.checkpoints", "verify", str(aot_parity / "aott"),
                            "--json", str(out)], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert json.loads(proc.stdout) == result
     assert result["model"] == "aott" and result["passed"] and result["masks_equal"]
     assert result["max_abs_logit_diff"] <= 1e-4 and list(result["per_depth"]) == ["1"]
+    old = subprocess.run([sys.executable, "-m", "vosc.checkpoints.official", "verify", str(aot_parity / "aott")],
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert old.returncode != 0 and "python -m vosc.checkpoints verify" in old.stderr  # names the new spelling
 
 
 def test_verify_aost_every_depth(aot_parity: Path) -> None:

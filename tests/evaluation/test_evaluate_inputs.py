@@ -53,7 +53,7 @@ def test_missing_checkpoint(evaluate_module, tmp_path: Path, davis_mini: Path) -
 def test_unreadable_checkpoint(evaluate_module, tmp_path: Path, davis_mini: Path) -> None:
     bad = tmp_path / "garbage.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(evaluate_module.EvaluationConfigError, match="garbage.ckpt: not a readable"):
+    with pytest.raises(evaluate_module.ConfigError, match="garbage.ckpt: not a readable"):
         evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), f"ckpt={bad}"))
 
 
@@ -83,14 +83,24 @@ def test_dataset_root_missing(evaluate_module, tmp_path: Path) -> None:
 
 def test_bad_depth(evaluate_module, tmp_path: Path, davis_mini: Path) -> None:
     cfg = _cfg(tmp_path, *_davis(davis_mini), "depths=[1,4]")
-    with pytest.raises(evaluate_module.EvaluationConfigError, match=r"\[4\] outside 1..3"):
+    with pytest.raises(evaluate_module.ConfigError, match=r"\[4\] outside 1..3"):
         evaluate_module.build_sweep(cfg)
+
+
+def test_aot_depths_fail_before_any_work(evaluate_module, tmp_path: Path, davis_mini: Path) -> None:
+    """AOT (non-scalable decoder, n_l = 3): a depth above n_l, or below it, stops the run before any
+    encode, segmentation or output."""
+    for depths, match in (("[4]", r"\[4\] outside 1..3"), ("[2,3]", r"\[2\] not decodable.*valid choices: \[3\]")):
+        cfg = _cfg(tmp_path, *_davis(davis_mini), "model=aotb", f"depths={depths}")
+        with pytest.raises(evaluate_module.ConfigError, match=match):
+            evaluate_module.evaluate(cfg)
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "cache").exists()
 
 
 def test_bad_enhancer_mode_and_missing_enhancer_ckpt(
     evaluate_module, tmp_path: Path, davis_mini: Path
 ) -> None:
-    with pytest.raises(evaluate_module.EvaluationConfigError, match="enhancer='sometimes'"):
+    with pytest.raises(evaluate_module.ConfigError, match="enhancer='sometimes'"):
         evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), "enhancer=sometimes"))
     cfg = _cfg(tmp_path, *_davis(davis_mini), "enhancer=on", f"enhancer_ckpt={tmp_path / 'enh.ckpt'}")
     with pytest.raises(FileNotFoundError, match=r"enhancer checkpoint not found: .*enh\.ckpt"):
@@ -135,7 +145,7 @@ def test_vosc_lightning_checkpoint_roundtrip(evaluate_module, tmp_path: Path, da
         },
         bad,
     )
-    with pytest.raises(evaluate_module.EvaluationConfigError, match="bad.ckpt: weights do not match"):
+    with pytest.raises(evaluate_module.ConfigError, match="bad.ckpt: weights do not match"):
         evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), f"ckpt={bad}"))
 
 

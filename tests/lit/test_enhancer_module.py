@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from vosc.codecs import build_codec
 from vosc.data.sources import render_synthetic_videos
-from vosc.lit.enhancer_fit import CodedClip, code_clips, evaluate_dpsnr, fit_enhancer
+from vosc.enhancer_fit import DecodedPair, code_clips, evaluate_dpsnr, fit_enhancer
 from vosc.lit.enhancer_module import EnhancerModule, clip_psnr, load_enhancer_weights, save_enhancer_weights
 from vosc.models.enhancer import CompressionAwareEnhancer, imagenet_normalize
 from vosc.types import VOSBatch
@@ -107,7 +107,7 @@ def _train_batches(clips: list[tuple], steps: int, batch: int = 2, frames: int =
 
 
 @pytest.fixture(scope="module")
-def synthetic_crf42() -> dict[str, list[CodedClip]]:
+def synthetic_crf42() -> dict[str, list[DecodedPair]]:
     """Clips of the project's synthetic generator (photo sprites over photo backgrounds, 160x96, 8 frames)
     coded with real x265 at CRF 42: ``SYNTH_TRAIN`` training videos (seed 0) and ``SYNTH_HELD_OUT`` held-out
     videos (seed 1000, never seen in training)."""

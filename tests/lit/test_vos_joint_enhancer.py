@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from vosc.config import ConfigError
 from vosc.lit.enhancer_module import save_enhancer_weights
-from vosc.lit.vos_module import ConfigError, VOSModule
+from vosc.lit.vos_module import VOSModule
 from vosc.models.enhancer import CompressionAwareEnhancer, enhance_batch
 from vosc.models.vos_model import build_model
 from vosc.types import VOSBatch

@@ -15,7 +15,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vosc.metrics.errors import UnknownObjectError
-from vosc.metrics.jf import GLOBAL_KEYS, JFMetric, load_davis_gt, load_predictions, read_sequence_list
+from vosc.metrics.jf import GLOBAL_KEYS, load_davis_gt, load_predictions, read_sequence_list
+from vosc.metrics.jf_metric import JFMetric
 
 # Rank 1 gets a padded duplicate of "s0", as DistributedSampler padding does.
 RANK_SEQUENCES = {0: ["s0", "s1", "s2"], 1: ["s3", "s0"]}

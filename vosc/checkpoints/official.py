@@ -1,4 +1,4 @@
-"""Import of official AOT/AOST checkpoints (``yoxu515/aot-benchmark``) and the parity ``verify`` CLI.
+"""Import of official AOT/AOST checkpoints (``yoxu515/aot-benchmark``).
 
 * :func:`read_state_dict` accepts ``{'state_dict': ...}``, ``{'model': ...}`` or a raw state dict, strips
   ``module.``, upcasts every floating tensor to float32.
@@ -17,17 +17,12 @@
   decoder ``conv_in.{0,1}`` take the first 512/768 input channels of AOT's 1024-channel ``conv_in``
   (approximate); ``id_bank.norm`` keeps its identity-affine init (approximate: AOT had no ID norm).
 
-CLI: ``python -m vosc.checkpoints verify FIXTURE_DIR [--json OUT]`` (same as ``-m vosc.checkpoints.official``;
-fixtures of ``shared/fixtures/aot-parity/`` or ``shared/fixtures/stcn-parity/``, see their READMEs; STCN
-checkpoints: :mod:`vosc.checkpoints.stcn`); exit status 0 only within tolerance.
+The parity CLI is :mod:`vosc.checkpoints.__main__` (``python -m vosc.checkpoints verify FIXTURE_DIR``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +32,6 @@ from torch import Tensor, nn
 
 from vosc.models.encoder.timm_backbone import encoder_key_to_timm
 from vosc.models.vos_model import VOSModel
-from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -193,37 +187,5 @@ def warm_start_aost_from_aot(model: VOSModel, source: str | Path | dict[str, Any
     return report
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj, trailing_newline=False, indent=2)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``verify FIXTURE_DIR [--json OUT] [--depths ...]``; returns the exit status."""
-    from vosc.checkpoints.parity import verify_fixture
-
-    parser = argparse.ArgumentParser(prog="python -m vosc.checkpoints",
-                                     description="Official AOT/AOST/STCN checkpoint tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ver = sub.add_parser("verify", help="reproduce an aot-parity or stcn-parity fixture and compare")
-    ver.add_argument("fixture_dir", type=Path)
-    ver.add_argument("--json", type=Path, default=None, help="write the result JSON here (atomically)")
-    ver.add_argument("--depths", type=int, nargs="*", default=None, help="subset of the fixture's depths")
-    ver.add_argument("--stcn-modes", nargs="+", default=["forced", "free"], choices=["forced", "free"],
-                     help="stcn-parity runs: official top-k selection forced and/or our own")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from vosc.checkpoints.stcn_parity import is_stcn_fixture, verify_stcn_fixture
-
-    if is_stcn_fixture(args.fixture_dir):
-        result = verify_stcn_fixture(args.fixture_dir, modes=tuple(args.stcn_modes))
-    else:
-        result = verify_fixture(args.fixture_dir, depths=args.depths)
-    text = json.dumps(result, indent=2)
-    sys.stdout.write(text + "\n")
-    if args.json is not None:
-        _atomic_json(args.json, result)
-    return 0 if result["passed"] else 1
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit("the checkpoint CLI moved: python -m vosc.checkpoints verify FIXTURE_DIR [--json OUT] [--depths ...]")

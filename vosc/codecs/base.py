@@ -100,7 +100,9 @@ class Codec(abc.ABC):
         dec = self.decode_stream(encoded.bitstream, t, h, w)
         t2 = time.perf_counter()
         if dec.frames.shape != frames.shape or dec.frames.dtype != frames.dtype:
-            raise CodecError(f"codec {self.name!r}: decoded {dec.frames.shape} {dec.frames.dtype} from {frames.shape}")
+            raise CodecError(
+                f"codec {self.name!r}: decoded {dec.frames.shape} {dec.frames.dtype} from {frames.shape}"
+            )
         return EncodedClip(
             frames=dec.frames,
             bits=8 * len(encoded.bitstream),

@@ -147,7 +147,9 @@ class BitstreamCache:
         try:
             return float(json.loads(meta_path.read_text()).get("encode_seconds", 0.0))
         except (OSError, ValueError, TypeError) as exc:
-            raise CodecError(f"corrupt bitstream cache entry {meta_path}: {exc}; delete it to re-encode") from exc
+            raise CodecError(
+                f"corrupt bitstream cache entry {meta_path}: {exc}; delete it to re-encode"
+            ) from exc
 
     def fetch(self, codec: Codec, frames: np.ndarray, q: int, key: str, **info: object) -> CachedStream:
         """The bitstream of ``key``, encoding ``frames`` with ``codec`` at ``q`` on a miss.
@@ -170,9 +172,8 @@ class BitstreamCache:
         if found is not None:
             data, meta = found
             if (meta["num_frames"], meta["height"], meta["width"]) != (t, h, w):
-                raise CodecError(
-                    f"bitstream cache entry {self._paths(key)[1]} is for {meta}, but the frames are {t}x{h}x{w}"
-                )
+                raise CodecError(f"bitstream cache entry {self._paths(key)[1]} is for {meta}, but the frames "
+                                 f"are {t}x{h}x{w}")
             return CachedStream(data, True, self.encode_seconds_of(key), self.frame_qps(key))
         t0 = time.perf_counter()
         encoded = codec.encode_stream(frames, q)
@@ -181,7 +182,8 @@ class BitstreamCache:
         self.encodes += 1
         self.put(key, encoded.bitstream, t, h, w, codec=codec.name, q=q, version=codec.version(),
                  encode_seconds=seconds, frame_qps=encoded.frame_qps, **info)
-        log.debug("encoded %s q=%s: %d frames, %d bytes -> %s", codec.name, q, t, len(encoded.bitstream), key[:12])
+        log.debug("encoded %s q=%s: %d frames, %d bytes -> %s", codec.name, q, t, len(encoded.bitstream),
+                  key[:12])
         return CachedStream(encoded.bitstream, False, seconds, encoded.frame_qps)
 
     def get_or_encode(self, codec: Codec, frames: np.ndarray, q: int, key: str) -> tuple[bytes, bool]:

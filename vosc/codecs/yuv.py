@@ -119,24 +119,6 @@ def yuv420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, bit_depth: int = 
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def rgb_to_luma(frames: np.ndarray) -> np.ndarray:
-    """BT.601 limited-range luma ``(T, H, W)`` float64 (8-bit scale) of ``(T, H, W, 3)`` uint8 RGB."""
-    return frames.astype(np.float64) @ _RGB2YUV[0] + _OFFSET[0]
-
-
-def psnr_y(reference: np.ndarray, decoded: np.ndarray) -> np.ndarray:
-    """Per-frame PSNR of BT.601 luma between two ``(T, H, W, 3)`` uint8 clips (peak 255).
-
-    Returns:
-        ``(T,)`` float64 PSNR in dB (``inf`` for identical frames).
-    """
-    if reference.shape != decoded.shape:
-        raise ValueError(f"psnr_y: shapes differ, {reference.shape} vs {decoded.shape}")
-    mse = ((rgb_to_luma(reference) - rgb_to_luma(decoded)) ** 2).mean(axis=(1, 2))
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0**2 / mse)
-
-
 def pack_planes(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> bytes:
     """Pack planes frame by frame as raw ``yuv420p`` (uint8) or ``yuv420p10le`` (uint16) bytes."""
     dtype = np.dtype("<u2") if y.dtype == np.uint16 else np.dtype(np.uint8)

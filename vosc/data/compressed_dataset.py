@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from vosc.codecs import Codec, build_codec
+from vosc.codecs import CODECS, Codec, build_codec
 from vosc.codecs.cache import SequenceCodecCache
+from vosc.config import ConfigError
 from vosc.data.sampling import ClipSampler, relabel_objects
 from vosc.data.sources.base import VideoRecord, VideoSource
 from vosc.data.transforms import ClipAugment, StaticClipSynthesizer
@@ -62,6 +63,8 @@ class CompressionSpec:
                  decode_policy: str = "auto", eval_q: int | None = None, codec_kwargs: dict[str, Any] | None = None) -> None:
         if mode not in ("clip", "sequence"):
             raise ValueError(f"compression mode must be 'clip' or 'sequence', got {mode!r}")
+        if codec not in CODECS:
+            raise ConfigError(f"codec.codec={codec!r} is unknown; valid choices: {sorted(CODECS)}")
         self.codec_name = codec
         self.mode: Mode = mode
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE
@@ -73,6 +76,10 @@ class CompressionSpec:
         self.q_values = OperatingPoint.parse_q(q)
         if codec != "none" and not self.q_values:
             raise ValueError(f"codec {codec!r} needs a quality parameter q")
+        lo, hi = CODECS[codec].q_range
+        bad = [v for v in [*self.q_values, *([] if eval_q is None else [int(eval_q)])] if not lo <= v <= hi]
+        if codec != "none" and bad:
+            raise ConfigError(f"codec.q={bad} out of range for {codec}: valid range [{lo}, {hi}]")
         self.eval_q = eval_q if eval_q is not None else (
             None if not self.q_values else int(sorted(self.q_values)[len(self.q_values) // 2]))
         self._codec: Codec | None = None

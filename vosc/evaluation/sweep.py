@@ -39,7 +39,7 @@ from vosc.data.palette import write_mask
 from vosc.data.sources.base import VideoRecord, VideoSource
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
-from vosc.metrics.rate import luma_bt601, psnr
+from vosc.metrics.rate import psnr_y_frames
 from vosc.metrics.rd import Provenance, RDCurve, RDPoint, Runtimes
 from vosc.models.enhancer.base import FRAME_TYPES, Enhancer
 from vosc.types import OperatingPoint
@@ -199,7 +199,7 @@ def _downscale(frames: np.ndarray, masks: np.ndarray, long_edge: int) -> tuple[n
 
 def _frame_psnr(reference: np.ndarray, distorted: np.ndarray) -> list[float]:
     """Per-frame PSNR-Y (dB) of ``(T, H, W, 3)`` uint8 clips."""
-    return psnr(luma_bt601(reference), luma_bt601(distorted)).tolist()
+    return psnr_y_frames(reference, distorted).tolist()
 
 
 @dataclass

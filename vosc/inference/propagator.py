@@ -222,10 +222,12 @@ def run_clip(prop: Propagator, frames: Tensor, first_mask: Tensor, num_objects: 
         :class:`ClipOutput`.
     """
     if teacher is None and feedback is None:
-        raise ValueError("run_clip needs teacher masks (teacher forcing) or a feedback callable (autoregressive)")
+        raise ValueError("run_clip needs teacher masks (teacher forcing) or a feedback callable "
+                         "(autoregressive)")
     t_total = frames.shape[1]
     if teacher is not None and teacher.shape[:2] != frames.shape[:2]:
-        raise ValueError(f"run_clip: teacher masks {tuple(teacher.shape)} do not match frames {tuple(frames.shape)}")
+        raise ValueError(f"run_clip: teacher masks {tuple(teacher.shape)} do not match frames "
+                         f"{tuple(frames.shape)}")
     prop.add_reference(frames[:, 0], first_mask, num_objects)
     reference = prop.step(frames[:, 0], depths) if decode_reference else None
     outputs = []

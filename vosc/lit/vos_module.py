@@ -37,6 +37,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vosc.config import ConfigError
 from vosc.inference.propagator import Propagator, run_clip
 from vosc.losses.segmentation import SegmentationLoss, combine_depths
 from vosc.types import VOSBatch
@@ -49,10 +50,6 @@ NEG_INF = -1e4  # safe in fp16/bf16 and float32
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names step, batch and sequences."""
-
-
-class ConfigError(ValueError):
-    """An invalid training configuration, detected before training starts."""
 
 
 def shuffle_permutation(num_ids: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
@@ -207,7 +204,7 @@ class VOSModule(L.LightningModule):
         self.depths = self._check_depths(depths, num_layers, scalable, "lit.depths")
         self.val_depths = self._check_depths(val_depths, num_layers, True, "lit.val_depths") if val_depths else self.depths
         if not (alpha > 0):
-            raise ConfigError(f"lit.alpha must be > 0 (or inf for deepest-only supervision), got {alpha}")
+            raise ConfigError(f"lit.alpha={float(alpha)} must be > 0 (or inf for deepest-only supervision)")
         self.alpha = float(alpha)
         if memory_feedback not in ("argmax", "soft"):
             raise ConfigError(f"lit.memory_feedback={memory_feedback!r}; valid choices: ['argmax', 'soft']")
@@ -251,7 +248,8 @@ class VOSModule(L.LightningModule):
         out = sorted({int(d) for d in depths})
         bad = [d for d in out if d not in valid]
         if bad or not out:
-            raise ConfigError(f"{key}={list(depths)}: depth(s) {bad} exceed the model's layers; valid choices: {valid}")
+            raise ConfigError(f"{key}={list(depths)}: depth(s) {bad} exceed model.num_layers={num_layers}; "
+                              f"valid choices: {valid}")
         if not scalable and out != [num_layers]:
             raise ConfigError(
                 f"{key}={out}: an LSTT (AOT) model is trained at its full depth only; valid choice: [{num_layers}]"
@@ -355,7 +353,8 @@ class VOSModule(L.LightningModule):
             return 0.0
         return float(hp.aux_weight) * max(0.0, 1.0 - step / span)
 
-    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor, n_obj: Tensor) -> dict[int, Tensor]:
+    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor,
+                      n_obj: Tensor) -> dict[int, Tensor]:
         """Loss per depth (mean over the batch) of one frame's shuffled logits ``{depth: (B, N, H, W)}``."""
         step, total = self.global_step, self.total_steps
         return {d: self.loss_fn(unshuffle_logits(logits[d], perm, n_obj), target, step, total).mean()
@@ -379,8 +378,9 @@ class VOSModule(L.LightningModule):
             deepest = unshuffle_logits(logits[self.depths[-1]], perm, n_obj)
             return apply_permutation(deepest.detach().argmax(dim=1, keepdim=True), perm)
 
-        clip = run_clip(self._propagator(self.hparams.train_long_term_gap), frames, fed[:, 0], n_obj, self.depths,
-                        teacher=fed, feedback=from_prediction if use_pred else None, decode_reference=aux_w > 0)
+        prop = self._propagator(self.hparams.train_long_term_gap)
+        clip = run_clip(prop, frames, fed[:, 0], n_obj, self.depths, teacher=fed,
+                        feedback=from_prediction if use_pred else None, decode_reference=aux_w > 0)
         aux = frames.new_zeros(())
         if clip.reference is not None:
             aux = combine_depths(self._frame_losses(clip.reference, masks[:, 0], perm, n_obj), self.alpha)

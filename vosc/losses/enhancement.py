@@ -184,5 +184,6 @@ class VOSTaskLoss(nn.Module):
                              f"{tuple(frames_norm.shape)}, masks {tuple(masks.shape)}")
         prop = Propagator(self.vos_model, long_term_gap=self.long_term_gap)
         clip = run_clip(prop, frames_norm, masks[:, 0], num_objects, teacher=masks)
-        losses = [F.cross_entropy(out[max(out)], masks[:, i, 0].long()) for i, out in enumerate(clip.frames, start=1)]
+        losses = [F.cross_entropy(out[max(out)], masks[:, i, 0].long())
+                  for i, out in enumerate(clip.frames, start=1)]
         return torch.stack(losses).mean()

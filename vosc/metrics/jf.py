@@ -23,8 +23,9 @@ CLI::
     python -m vosc.metrics.jf --gt DAVIS_ROOT --pred PRED_DIR [--set val] [--year 2017] \
         [--resolution 480p] [--workers N] [--json OUT]
 
-The torchmetrics :class:`JFMetric` (accumulates per sequence, de-duplicated under DDP) lives in
-:mod:`vosc.metrics.jf_metric` and is re-exported here lazily (``from vosc.metrics.jf import JFMetric``).
+The torchmetrics ``JFMetric`` (accumulates per sequence, de-duplicated under DDP) lives in
+:mod:`vosc.metrics.jf_metric` (``from vosc.metrics.jf_metric import JFMetric``), which imports this module
+and not the other way round.
 """
 
 from __future__ import annotations
@@ -491,14 +492,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_bytes(args.json, (json.dumps(result.to_json_dict(), indent=1) + "\n").encode())
         log.info("wrote %s", args.json)
     return 0
-
-
-def __getattr__(name: str) -> Any:
-    if name == "JFMetric":  # lazy: keeps torch out of the CLI and of worker processes
-        from vosc.metrics.jf_metric import JFMetric
-
-        return JFMetric
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

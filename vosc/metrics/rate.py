@@ -17,7 +17,7 @@ import numpy as np
 MAX_PSNR: float = 100.0
 _LUMA = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
 
-__all__ = ["MAX_PSNR", "RateAccumulator", "bits_per_pixel", "luma_bt601", "psnr", "psnr_y"]
+__all__ = ["MAX_PSNR", "RateAccumulator", "bits_per_pixel", "luma_bt601", "psnr", "psnr_y", "psnr_y_frames"]
 
 
 def bits_per_pixel(bits: float, num_pixels: int) -> float:
@@ -79,8 +79,8 @@ def psnr(
     return np.minimum(values, max_psnr)
 
 
-def psnr_y(reference: np.ndarray, distorted: np.ndarray, max_psnr: float = MAX_PSNR) -> float:
-    """Frame-mean PSNR on BT.601 luma of two RGB clips.
+def psnr_y_frames(reference: np.ndarray, distorted: np.ndarray, max_psnr: float = MAX_PSNR) -> np.ndarray:
+    """Per-frame PSNR on BT.601 luma of two RGB clips (the one PSNR-Y of vosc).
 
     Args:
         reference: ``(T, H, W, 3)`` uint8 RGB (original frames).
@@ -88,7 +88,7 @@ def psnr_y(reference: np.ndarray, distorted: np.ndarray, max_psnr: float = MAX_P
         max_psnr: Cap for identical frames.
 
     Returns:
-        Mean over frames of the per-frame PSNR-Y in dB.
+        ``(T,)`` float64 PSNR-Y in dB.
 
     Raises:
         ValueError: Shapes differ or frames are not RGB.
@@ -96,7 +96,12 @@ def psnr_y(reference: np.ndarray, distorted: np.ndarray, max_psnr: float = MAX_P
     reference, distorted = np.asarray(reference), np.asarray(distorted)
     if reference.shape != distorted.shape:
         raise ValueError(f"reference {reference.shape} and distorted {distorted.shape} shapes differ")
-    return float(psnr(luma_bt601(reference), luma_bt601(distorted), max_psnr=max_psnr).mean())
+    return psnr(luma_bt601(reference), luma_bt601(distorted), max_psnr=max_psnr)
+
+
+def psnr_y(reference: np.ndarray, distorted: np.ndarray, max_psnr: float = MAX_PSNR) -> float:
+    """Frame-mean of :func:`psnr_y_frames` (``(T, H, W, 3)`` uint8 RGB clips) in dB."""
+    return float(psnr_y_frames(reference, distorted, max_psnr).mean())
 
 
 @dataclass

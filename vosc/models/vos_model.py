@@ -144,7 +144,7 @@ class VOSModel(VOSNetwork):
         return AOTFeatures(feats, tokens, size_2d)
 
     def encode_features(self, frames: Tensor) -> list[Tensor]:
-        """Encode frames ``(B, 3, H, W)`` → ``[f4, f8, f16, p16]`` with ``p16 (B, d_model, h, w)`` projected."""
+        """Encode frames ``(B, 3, H, W)`` → ``[f4, f8, f16, p16]``, ``p16 (B, d_model, h, w)`` projected."""
         feats = self.encoder(frames)
         feats[-1] = self.encoder_projector(feats[-1])
         return feats

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from timm.layers import BatchNormAct2d
 from torch import Tensor, nn
 
+from vosc.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 ENCODER_DIMS: dict[str, tuple[int, int, int, int]] = {
@@ -167,7 +169,8 @@ class TimmBackbone(nn.Module):
                  freeze_at: int = 2) -> None:
         super().__init__()
         if name not in ENCODER_DIMS:
-            raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODER_DIMS)}")
+            raise ConfigError(f"model.encoder={name!r} is not a known backbone; valid choices: "
+                              f"{sorted(ENCODER_DIMS)}")
         self.name = name
         self.dims = ENCODER_DIMS[name]
         use_hub = pretrained is True

@@ -1,4 +1,4 @@
-"""vosc.lit.enhancer_fit: window sampling, schedule, losses, and a short real fit on x265-coded clips."""
+"""vosc.enhancer_fit: window sampling, schedule, losses, and a short real fit on x265-coded clips."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vosc.data.sources import generate_synthetic, render_synthetic_videos
-from vosc.lit.enhancer_fit import (
-    CodedClip,
+from vosc.enhancer_fit import (
+    DecodedPair,
     code_clips,
     enhance_clip,
     evaluate_dpsnr,
@@ -22,10 +22,10 @@ from vosc.losses.enhancement import charbonnier, pixel_loss
 from vosc.models.enhancer import CODECS, CompressionAwareEnhancer
 
 
-def _clip(t: int = 4, h: int = 8, w: int = 10, name: str = "c") -> CodedClip:
+def _clip(t: int = 4, h: int = 8, w: int = 10, name: str = "c") -> DecodedPair:
     """Frame ``i`` of ``decoded`` is constant ``i / 10``, of ``raw`` constant ``i / 10 + 0.5``."""
     dec = torch.arange(t, dtype=torch.float32)[:, None, None, None].expand(t, 3, h, w) / 10
-    return CodedClip(name, dec + 0.5, dec.clone(), "vvenc", 37, torch.arange(t, dtype=torch.float32) + 30,
+    return DecodedPair(name, dec + 0.5, dec.clone(), "vvenc", 37, torch.arange(t, dtype=torch.float32) + 30,
                      torch.tensor([0] + [1] * (t - 2) + [-1]), 0.1)
 
 

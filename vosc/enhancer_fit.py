@@ -34,8 +34,9 @@ _TYPE_IDS = {name: i for i, name in enumerate(FRAME_TYPES)}
 
 
 @dataclass
-class CodedClip:
-    """A clip and its decoded version after one real encode.
+class DecodedPair:
+    """A clip and its decoded version after one real encode (tensors in ``[0, 1]``; the datamodule's
+    :class:`vosc.data.compressed_dataset.CodedClip` is a different, numpy-side record).
 
     Attributes:
         name: Clip name.
@@ -62,7 +63,7 @@ def _to01(frames: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def code_clips(videos: Iterable[tuple[str, np.ndarray]], codec: str, qs: Sequence[int]) -> list[CodedClip]:
+def code_clips(videos: Iterable[tuple[str, np.ndarray]], codec: str, qs: Sequence[int]) -> list[DecodedPair]:
     """Encode and decode every ``(name, frames (T, H, W, 3) uint8)`` at every q with a real codec.
 
     Raises:
@@ -78,11 +79,11 @@ def code_clips(videos: Iterable[tuple[str, np.ndarray]], codec: str, qs: Sequenc
             t = frames.shape[0]
             qps = torch.tensor(enc.frame_qps if enc.frame_qps else [float(q)] * t, dtype=torch.float32)
             types = torch.tensor([_TYPE_IDS.get(x, -1) for x in enc.frame_types] if enc.frame_types else [-1] * t)
-            out.append(CodedClip(name, _to01(frames), _to01(enc.frames), codec, int(q), qps, types, float(enc.bpp)))
+            out.append(DecodedPair(name, _to01(frames), _to01(enc.frames), codec, int(q), qps, types, float(enc.bpp)))
     return out
 
 
-def sample_windows(clips: Sequence[CodedClip], batch: int, crop: int,
+def sample_windows(clips: Sequence[DecodedPair], batch: int, crop: int,
                    generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Random training windows.
 
@@ -119,7 +120,7 @@ def lr_factor(step: int, steps: int, warmup_steps: int, min_lr_ratio: float) -> 
     return warm * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * prog)))
 
 
-def fit_enhancer(enhancer: CompressionAwareEnhancer, clips: Sequence[CodedClip], steps: int, batch: int = 16,
+def fit_enhancer(enhancer: CompressionAwareEnhancer, clips: Sequence[DecodedPair], steps: int, batch: int = 16,
                  crop: int = 48, lr: float = 2e-3, loss: PixelLoss = "mse", warmup_steps: int = 20,
                  min_lr_ratio: float = 0.05, seed: int = 0, log_every: int = 100) -> list[float]:
     """Train ``enhancer`` (stage 1, pixel loss) on random windows of ``clips``; leaves it in eval mode.
@@ -155,7 +156,7 @@ def fit_enhancer(enhancer: CompressionAwareEnhancer, clips: Sequence[CodedClip],
 
 
 @torch.no_grad()
-def enhance_clip(enhancer: CompressionAwareEnhancer, clip: CodedClip, chunk: int = 8) -> Tensor:
+def enhance_clip(enhancer: CompressionAwareEnhancer, clip: DecodedPair, chunk: int = 8) -> Tensor:
     """Enhanced ``(T, 3, H, W)`` frames of ``clip``, ``chunk`` frames at a time with their history."""
     dec, t = clip.decoded, clip.decoded.shape[0]
     outs = []
@@ -167,7 +168,7 @@ def enhance_clip(enhancer: CompressionAwareEnhancer, clip: CodedClip, chunk: int
     return torch.cat(outs)
 
 
-def evaluate_dpsnr(enhancer: CompressionAwareEnhancer, clips: Sequence[CodedClip]) -> list[dict]:
+def evaluate_dpsnr(enhancer: CompressionAwareEnhancer, clips: Sequence[DecodedPair]) -> list[dict]:
     """PSNR (RGB, over each clip) of the decoded and the enhanced frames.
 
     Returns:

@@ -1,0 +1,152 @@
+"""Builders of an evaluation run (what ``evaluate.py`` composes), each with explicit arguments: the VOS
+model, the enhancer, the dataset source, the depths and the device. Every input is checked here, before any
+work starts, and reported as :class:`vosc.config.ConfigError` (or ``FileNotFoundError`` naming the file).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from vosc.checkpoints.loading import CheckpointError, weights_fingerprint
+from vosc.checkpoints.loading import load_vos_model as load_vos_model_from
+from vosc.config import ConfigError
+
+log = logging.getLogger("vosc.evaluate")
+
+__all__ = ["build_enhancer", "build_source", "load_vos_model", "resolve_depths", "resolve_device"]
+
+
+def load_vos_model(ckpt: str | None, model: DictConfig, seed: int, model_name: str | None = None,
+                   model_choice: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the VOS model: vosc Lightning checkpoint, official checkpoint, or random init (warning).
+
+    Args:
+        ckpt: Checkpoint path or ``None`` (random initialisation, for smoke tests).
+        model: The ``model`` group (ignored for vosc checkpoints, which store their network config).
+        seed: Seed of a random initialisation.
+        model_name: Name in the reports (default: from the checkpoint or ``model_choice``).
+        model_choice: The Hydra choice of the ``model`` group, for default names.
+
+    Returns:
+        The model (eval mode, CPU) and provenance ``{name, checkpoint, checkpoint_hash}``.
+    """
+    if ckpt is None:
+        log.warning("!" * 100)
+        log.warning(
+            "NO CHECKPOINT (ckpt=null): the VOS model is RANDOMLY INITIALISED (seed %s). The numbers "
+            "are meaningless; use this only for smoke tests.",
+            seed,
+        )
+        log.warning("!" * 100)
+    model_config = OmegaConf.to_container(model, resolve=True)
+    try:
+        loaded = load_vos_model_from(ckpt, model_config, seed=int(seed))  # type: ignore[arg-type]
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} (ckpt=...)") from exc
+    except CheckpointError as exc:
+        raise ConfigError(str(exc)) from exc
+    default_name = {"random": f"{model_choice or 'model'}-random", "official": str(model_choice or "model")}
+    name = model_name or default_name.get(loaded.kind, f"vosc-{Path(str(ckpt)).stem}")
+    if loaded.kind == "vosc":
+        log.info("model=%s ignored: the network comes from the checkpoint's hyper-parameters", model_choice)
+    prov = {"name": name, "checkpoint": loaded.checkpoint, "checkpoint_hash": loaded.checkpoint_hash}
+    return loaded.model, prov
+
+
+def build_enhancer(enhancer: Any, enhancer_net: DictConfig, enhancer_ckpt: str | None, enhancer_chunk: int,
+                   device: torch.device, choice: str | None = None) -> tuple[Any, str]:
+    """``(EnhancerSpec or None, mode)`` for ``enhancer=off|on|both`` (the spec is ``None`` for ``off``).
+
+    Args:
+        enhancer: ``off``, ``on``, ``both`` (YAML 1.1 reads on/off as booleans: accepted too).
+        enhancer_net: The enhancer network node (``_target_``).
+        enhancer_ckpt: Enhancer weights, or ``None`` (its initialisation, with a warning).
+        enhancer_chunk: Frames enhanced at once.
+        device: Where the enhancer runs.
+        choice: The Hydra choice of the network, for its name.
+    """
+    from vosc.evaluation.sweep import EnhancerSpec
+
+    mode = {True: "on", False: "off", None: "off"}.get(enhancer, str(enhancer).lower())
+    if mode not in ("off", "on", "both"):
+        raise ConfigError(f"enhancer={enhancer!r}: use off, on or both")
+    if mode == "off":
+        return None, mode
+    net = instantiate(enhancer_net)
+    name = str(choice or type(net).__name__)
+    if enhancer_ckpt is None:
+        log.warning("enhancer=%s without enhancer_ckpt: the %s enhancer keeps its initialisation "
+                    "(identity for cae: zero-initialised last layer)", mode, name)
+    else:
+        from vosc.lit.enhancer_module import load_enhancer_weights
+
+        path = Path(str(enhancer_ckpt)).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"enhancer checkpoint not found: {path} (enhancer_ckpt=...)")
+        load_enhancer_weights(net, path)
+    net = net.to(device).eval()
+    return EnhancerSpec(net, name, weights_fingerprint(net), int(enhancer_chunk)), mode
+
+
+def build_source(dataset: DictConfig, data_root: str | None, split: str) -> tuple[Any, DictConfig]:
+    """Instantiate the dataset source (``data_root`` with the default dataset = a DAVIS-layout folder).
+
+    Returns:
+        The source and the dataset node with its ``name`` filled in.
+    """
+    ds = dataset
+    if data_root is not None and ds.source._target_.endswith("SyntheticSource"):
+        davis = {"_target_": "vosc.data.sources.davis.DavisSource", "root": str(data_root), "split": split,
+                 "year": 2017}
+        ds = OmegaConf.create({"name": None, "references": "first", "submission": None, "source": davis})
+    root = ds.source.get("root")
+    synthetic = ds.source._target_.endswith("SyntheticSource")
+    if root is None:
+        raise ConfigError("dataset root is not set (data_root=/path/to/DAVIS-layout folder)")
+    if not synthetic and not Path(str(root)).is_dir():
+        raise FileNotFoundError(
+            f"dataset root not found: {root} (dataset={ds.name or 'folder'}; set data_root= "
+            "or the DAVIS_ROOT / YTVOS_ROOT environment variables)"
+        )
+    source = instantiate(ds.source)
+    if len(source) == 0:
+        raise ConfigError(f"dataset {root}: no usable sequence (split={ds.source.get('split')})")
+    name = ds.name or Path(str(root)).name
+    return source, OmegaConf.merge(ds, {"name": name})
+
+
+def resolve_depths(depths: list[int] | None, model: nn.Module) -> list[int]:
+    """Depths to evaluate (``None``: the full depth), each one the model can decode at.
+
+    Raises:
+        ConfigError: A depth outside ``1..n_l``, or (AOT, whose decoder is not scalable) any depth but
+            ``n_l``.
+    """
+    layers = int(model.num_layers)  # type: ignore[arg-type]
+    wanted = [layers] if depths is None else [int(d) for d in depths]
+    bad = [d for d in wanted if not 1 <= d <= layers]
+    if bad:
+        raise ConfigError(f"depths={wanted}: {bad} outside 1..{layers} (model.num_layers={layers})")
+    valid = list(getattr(model, "decode_depths", range(1, layers + 1)))
+    off = [d for d in wanted if d not in valid]
+    if off:
+        raise ConfigError(f"depths={wanted}: {off} not decodable: an AOT (LSTT) model decodes only at its "
+                          f"full depth; valid choices: {valid}")
+    return sorted(set(wanted))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}: CUDA is not available on this machine")
+    return device
