@@ -45,7 +45,7 @@ def test_every_option_of_every_group_composes(group: str, tmp_path: Path) -> Non
         cfg = _compose([f"{group}={opt}"], tmp_path)
         assert "_target_" in cfg.lit and "_target_" in cfg.trainer
         if group == "model":
-            assert cfg.model._target_ == "vosc.models.vos_model.VOSModel"
+            assert cfg.model._target_ in ("vosc.models.vos_model.VOSModel", "vosc.models.stcn.STCN")
 
 
 def test_model_shims_accept_field_overrides(tmp_path: Path) -> None:
@@ -71,7 +71,9 @@ def fake_roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path, 
 
 
 # enhancer stages 1/2 train an EnhancerModule: tests/test_train_enhancer.py instantiates those
-@pytest.mark.parametrize("experiment", [e for e in _options("experiment") if not e.startswith(("enhancer_s1", "enhancer_s2"))])
+# (STCN experiments: tests/test_train_stcn.py)
+@pytest.mark.parametrize("experiment", [e for e in _options("experiment")
+                                        if not e.startswith(("enhancer_s1", "enhancer_s2", "stcn"))])
 def test_every_experiment_instantiates(experiment: str, fake_roots: list[str], tmp_path: Path) -> None:
     cfg = _compose([f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
                     "logger=csv", *fake_roots], tmp_path)
@@ -89,7 +91,7 @@ def test_every_experiment_instantiates(experiment: str, fake_roots: list[str], t
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["model.encoder=vgg16"], r"not a known backbone; valid choices: \['mobilenetv2', 'mobilenetv2_050', 'mobilenetv2_075', 'resnet50', 'swin_base'\]"),
+        (["model.encoder=vgg16"], r"not a known backbone; valid choices: \['mobilenetv2', 'mobilenetv2_050', 'mobilenetv2_075', 'resnet18', 'resnet50', 'swin_base'\]"),
         (["model.num_layers=2", "lit.depths=[1,3]"], r"exceed model.num_layers=2; valid choices: \[1, 2\]"),
         (["lit.alpha=0"], r"lit.alpha=0.0 must be > 0"),
         (["lit.alpha=-2"], r"must be > 0"),

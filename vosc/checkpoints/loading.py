@@ -1,4 +1,4 @@
-"""Build a VOS network from a checkpoint: a vosc Lightning checkpoint or an official AOT/AOST one.
+"""Build a VOS network from a checkpoint: a vosc Lightning checkpoint or an official AOT/AOST/STCN one.
 
 Used by ``evaluate.py`` (the model to evaluate) and ``train.py`` (``vos_ckpt=``: the initial or frozen
 VOS network of fine-tuning and enhancer stages).
@@ -99,7 +99,7 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
 
     A vosc Lightning checkpoint (``hyper_parameters.model_config`` + ``model.*`` EMA weights) rebuilds
     its own network and ignores ``model_config``; any other checkpoint is loaded strictly as an official
-    AOT/AOST checkpoint into ``instantiate(model_config)``.
+    AOT/AOST (or, for an STCN ``model_config``, STCN) checkpoint into ``instantiate(model_config)``.
 
     Args:
         ckpt: Checkpoint path or ``None``.
@@ -124,8 +124,13 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
         log.info("loaded vosc checkpoint %s (network from its hyper-parameters, EMA weights)", path)
         return LoadedModel(model.eval(), stored, str(path), digest, "vosc")
     from vosc.checkpoints.official import load_official
+    from vosc.checkpoints.stcn import load_stcn_official
+    from vosc.models.stcn import STCN
 
     model = instantiate(config)
-    report = load_official(model, data, strict=True)
+    if isinstance(model, STCN):
+        report = load_stcn_official(model, data, strict=True, name=str(path))
+    else:
+        report = load_official(model, data, strict=True)
     log.info("loaded official checkpoint %s (%s)", path, report.describe(str(path)))
     return LoadedModel(model.eval(), config, str(path), digest, "official")

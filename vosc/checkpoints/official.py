@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vosc.models.encoder.timm_backbone import encoder_key_to_timm
 from vosc.models.vos_model import VOSModel
@@ -57,15 +57,15 @@ class LoadReport:
         """No missing, unexpected or mis-shaped keys."""
         return not (self.missing or self.unexpected or self.shape_mismatch)
 
-    def describe(self, source: str = "checkpoint", limit: int = 40) -> str:
-        """Readable multi-line report."""
+    def describe(self, source: str = "checkpoint", limit: int | None = 40) -> str:
+        """Readable multi-line report (at most ``limit`` keys per kind; ``None``: every key)."""
         lines = [(f"{source}: {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                  f"{len(self.shape_mismatch)} shape-mismatched keys")]
         for name, keys in (("missing", self.missing), ("unexpected", self.unexpected),
                            ("shape mismatch", self.shape_mismatch)):
             for k in keys[:limit]:
                 lines.append(f"  {name}: {k}")
-            if len(keys) > limit:
+            if limit is not None and len(keys) > limit:
                 lines.append(f"  ... and {len(keys) - limit} more {name} keys")
         return "\n".join(lines)
 
@@ -128,15 +128,16 @@ def convert_state_dict(state: dict[str, Tensor], encoder: str) -> tuple[dict[str
     return out, ignored
 
 
-def load_converted(model: VOSModel, state: dict[str, Tensor], strict: bool = True,
-                   source: str = "checkpoint") -> LoadReport:
-    """Load an already converted (vosc-named) state dict with a full key report."""
+def load_converted(model: nn.Module, state: dict[str, Tensor], strict: bool = True,
+                   source: str = "checkpoint", limit: int | None = 40) -> LoadReport:
+    """Load an already converted (vosc-named) state dict with a full key report (error messages list at
+    most ``limit`` keys per kind; ``None``: all)."""
     own = model.state_dict()
     report = LoadReport(missing=sorted(set(own) - set(state)), unexpected=sorted(set(state) - set(own)))
     report.shape_mismatch = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                                    for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if strict and not report.ok:
-        raise CheckpointMismatchError(report.describe(source))
+        raise CheckpointMismatchError(report.describe(source, limit))
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(usable, strict=False)
     if not report.ok:

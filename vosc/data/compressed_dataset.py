@@ -15,6 +15,7 @@ Every item is deterministic in ``(seed, epoch, index)``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,11 +125,14 @@ class TrainEntry:
         source: The source.
         repeat: Repeat factor (each video appears ``repeat`` times per epoch; DAVIS ×5 in the reference).
         max_gap: Largest gap between clip frames for this source (``None``: the sampler's default).
+        gap_divisor: Under a gap curriculum (:meth:`CompressedClipDataset.set_gap_schedule`) this source's
+            largest gap is the curriculum's divided by this (5 for YouTube-VOS, annotated every 5th frame).
     """
 
     source: VideoSource
     repeat: int = 1
     max_gap: int | None = None
+    gap_divisor: int = 1
 
 
 @dataclass
@@ -174,6 +178,24 @@ class CompressedClipDataset(Dataset[CodedClip]):
         ]
         if not self.items:
             raise ValueError("the training mixture has no video")
+        self.gap_schedule: list[tuple[int, int]] = []
+
+    def set_gap_schedule(self, epochs: Sequence[int], gaps: Sequence[int]) -> None:
+        """Largest gap per epoch: ``gaps[k]`` from epoch ``epochs[k]`` on (divided by each entry's
+        ``gap_divisor``, at least 1); before ``epochs[0]`` the entries' own ``max_gap``. A function of the
+        epoch encoded in the index, so it holds in persistent workers started afterwards and on resume."""
+        if len(epochs) != len(gaps) or not gaps:
+            raise ValueError(f"gap schedule: {len(epochs)} epochs for {len(gaps)} gaps")
+        if any(b < a for a, b in itertools.pairwise(epochs)) or any(g < 1 for g in gaps):
+            raise ValueError(f"gap schedule: epochs {list(epochs)} must ascend and gaps {list(gaps)} be >= 1")
+        self.gap_schedule = [(int(e), int(g)) for e, g in zip(epochs, gaps)]
+
+    def max_gap_at(self, entry: TrainEntry, epoch: int) -> int | None:
+        """The largest gap of ``entry`` in ``epoch`` (``None``: the sampler's default)."""
+        current = [g for e, g in self.gap_schedule if e <= epoch]
+        if not current:
+            return entry.max_gap
+        return max(1, current[-1] // max(1, entry.gap_divisor))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -186,7 +208,7 @@ class CompressedClipDataset(Dataset[CodedClip]):
         q = self.compression.sample_q(rng)
         if ent.source.is_static:
             return self._static_clip(ent.source, rec, rng, q)
-        sampled = self.sampler.sample(ent.source, rec, rng, ent.max_gap)
+        sampled = self.sampler.sample(ent.source, rec, rng, self.max_gap_at(ent, epoch))
         codec = self.compression.codec
         if self.compression.mode == "sequence" and codec.name != "none":
             decoded, bits, qps, types = self.compression.cache.get_frames(

@@ -111,7 +111,8 @@ class VideoSegmenter:
         self.mask_unused = mask_unused
         self.num_layers = int(model.num_depths)
         self.group_size: int | None = model.max_objects
-        self.stride = int(model.stride)
+        # sides the network size is rounded to: the stride, or any size for a family that pads itself (STCN)
+        self.stride = int(getattr(model, "input_multiple", model.stride))
         self.align_corners = bool(model.align_corners)
         if isinstance(depth, int):
             self._check_depth(depth, 0)

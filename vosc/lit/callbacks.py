@@ -9,10 +9,13 @@
 * :class:`MaskImageLogger` logs, for the first validation clip, the raw and decoded frames with the
   ground-truth and predicted masks at each depth (W&B or TensorBoard).
 * :class:`AtomicCheckpointIO` writes checkpoints to a temporary file, fsyncs and renames.
+* :class:`GapCurriculum` raises the largest gap between clip frames at fractions of the run (STCN's
+  skip schedule), switching at epoch boundaries.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any
@@ -207,3 +210,40 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Write ``checkpoint`` to ``path`` atomically (a reader sees the old or the new file, never a part)."""
         with atomic_path(path, fsync=True) as tmp:
             torch.save(checkpoint, tmp)
+
+
+class GapCurriculum(Callback):
+    """Largest gap between training clip frames by training progress (the official STCN skip schedule).
+
+    At the start of training the fractions of the run's total steps (the module's ``total_steps``: the
+    schedules' length, ``lit.total_steps`` or ``max_steps``) become epochs (``round(total_epochs * fraction)``,
+    ``total_epochs = ceil(total_steps / batches per epoch)``, as the official code) and are handed to the
+    training set (:meth:`CompressedClipDataset.set_gap_schedule`); a resumed or stopped run keeps them.
+
+    Args:
+        gaps: Largest gap from each fraction on (YouTube-VOS entries divide it by their ``gap_divisor``).
+        fractions: Ascending shares of the run, the first normally 0.
+    """
+
+    def __init__(self, gaps: list[int], fractions: list[float]) -> None:
+        if len(gaps) != len(fractions) or not gaps:
+            raise ValueError(f"GapCurriculum: {len(gaps)} gaps for {len(fractions)} fractions")
+        if any(b < a for a, b in itertools.pairwise(fractions)) or not 0 <= fractions[0] <= 1:
+            raise ValueError(f"GapCurriculum: fractions {fractions} must ascend within [0, 1]")
+        self.gaps, self.fractions = [int(g) for g in gaps], [float(f) for f in fractions]
+        self.epochs: list[int] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Compute the switch epochs and set them on the training set."""
+        dataset = getattr(trainer.datamodule, "train_set", None)
+        if dataset is None or not hasattr(dataset, "set_gap_schedule"):
+            raise TypeError("GapCurriculum needs a VOSDataModule whose train_set has set_gap_schedule()")
+        per_epoch = trainer.num_training_batches
+        total = int(getattr(pl_module, "total_steps", trainer.max_steps))
+        if not isinstance(per_epoch, int) or per_epoch < 1 or total < 1:
+            raise ValueError(f"GapCurriculum needs the run's total steps ({total}) and a finite epoch length "
+                             f"({per_epoch} batches)")
+        total_epochs = -(-total // per_epoch)
+        self.epochs = [round(total_epochs * f) for f in self.fractions]
+        dataset.set_gap_schedule(self.epochs, self.gaps)
+        log.info("gap curriculum: largest gaps %s from epochs %s (of %d)", self.gaps, self.epochs, total_epochs)

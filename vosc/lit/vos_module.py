@@ -95,6 +95,11 @@ def unshuffle_logits(logits: Tensor, perm: Tensor, num_objects: Tensor) -> Tenso
         ``(B, N, H, W)`` float32 logits in the original identity space, ids ``> num_objects`` at ``-1e4``.
     """
     b, n, h, w = logits.shape
+    if perm.shape[1] > n:  # a family without identity slots (STCN: 1 + K channels); perm is the identity
+        perm = perm[:, :n]
+        if bool((perm >= n).any()):
+            raise ValueError(f"identity permutation over {n} logit channels maps outside them (shuffle_ids "
+                             "needs a family with identity slots)")
     idx = perm.to(logits.device).view(b, n, 1, 1).expand(b, n, h, w)
     out = torch.gather(logits.float(), 1, idx)
     unused = torch.arange(n, device=logits.device).view(1, n) > num_objects.view(b, 1)
@@ -118,9 +123,14 @@ class VOSModule(L.LightningModule):
         encoder_lr_ratio: Encoder learning-rate factor.
         warmup_ratio: Share of the steps used for linear warm-up.
         lr_power: Poly exponent.
+        lr_milestones: Shares of the steps at which the rate is multiplied by ``lr_gamma`` (step decay
+            instead of poly, the official STCN schedule); ``None``: poly.
+        lr_gamma: Step-decay factor.
         betas: AdamW betas.
         no_decay_keys: Name substrings exempt from weight decay.
-        seq_switch_ratio: Share of the steps after which the memory uses detached predictions.
+        seq_switch_ratio: Share of the steps after which the memory uses the predictions.
+        memory_feedback: How a prediction enters the memory: ``"argmax"`` (detached ids, AOT) or ``"soft"``
+            (the softmax probabilities, not detached: the official STCN training).
         aux_weight: Initial weight of the reference-frame auxiliary loss (0 disables it).
         aux_ratio: The auxiliary weight reaches 0 after ``aux_ratio * total_steps`` steps.
         train_long_term_gap: Long-term memory gap while training (reference: 2).
@@ -153,9 +163,12 @@ class VOSModule(L.LightningModule):
         encoder_lr_ratio: float = 0.1,
         warmup_ratio: float = 0.05,
         lr_power: float = 0.9,
+        lr_milestones: Sequence[float] | None = None,
+        lr_gamma: float = 0.1,
         betas: Sequence[float] = (0.9, 0.999),
         no_decay_keys: Sequence[str] = DEFAULT_NO_DECAY_KEYS,
         seq_switch_ratio: float = 0.5,
+        memory_feedback: str = "argmax",
         aux_weight: float = 1.0,
         aux_ratio: float = 1.0,
         train_long_term_gap: int = 2,
@@ -193,9 +206,14 @@ class VOSModule(L.LightningModule):
         if not (alpha > 0):
             raise ConfigError(f"lit.alpha={float(alpha)} must be > 0 (or inf for deepest-only supervision)")
         self.alpha = float(alpha)
+        if memory_feedback not in ("argmax", "soft"):
+            raise ConfigError(f"lit.memory_feedback={memory_feedback!r}; valid choices: ['argmax', 'soft']")
         if not 0.0 <= seq_switch_ratio <= 1.0:
             raise ConfigError(f"lit.seq_switch_ratio must be in [0, 1], got {seq_switch_ratio}")
         self.num_ids = int(getattr(model, "max_obj", 10)) + 1
+        if shuffle_ids and getattr(model, "max_objects", 10) is None:
+            raise ConfigError(f"lit.shuffle_ids=true needs a model family with identity slots; "
+                              f"{type(model).__name__} decodes objects separately: set lit.shuffle_ids=false")
         self.vis_sample: dict[str, Any] | None = None
         self._val_stats: dict[int, dict[str, list[Any]]] = {}
         self._val_bpp: list[tuple[str, float]] = []
@@ -273,6 +291,8 @@ class VOSModule(L.LightningModule):
             warmup_ratio=hp.warmup_ratio,
             power=hp.lr_power,
             switch_step=self.switch_step,
+            milestones=hp.lr_milestones,
+            gamma=hp.lr_gamma,
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 
@@ -353,6 +373,8 @@ class VOSModule(L.LightningModule):
         aux_w = self.aux_weight_at(self.global_step)
 
         def from_prediction(t: int, logits: dict[int, Tensor]) -> Tensor:
+            if self.hparams.memory_feedback == "soft":  # probabilities as the network sees them, with gradient
+                return torch.softmax(logits[self.depths[-1]], dim=1)
             deepest = unshuffle_logits(logits[self.depths[-1]], perm, n_obj)
             return apply_permutation(deepest.detach().argmax(dim=1, keepdim=True), perm)
 
@@ -410,7 +432,8 @@ class VOSModule(L.LightningModule):
 
         h, w = frames.shape[-2:]
         align = bool(getattr(self.model, "align_corners", True))
-        nh, nw = network_size(h, w, None, None, 1.0, int(getattr(self.model, "stride", 16)), align)
+        multiple = getattr(self.model, "input_multiple", getattr(self.model, "stride", 16))  # STCN pads itself
+        nh, nw = network_size(h, w, None, None, 1.0, int(multiple), align)
 
         def to_net(x: Tensor, mode: str) -> Tensor:
             if (nh, nw) == (h, w):

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def top_k_ratio(step: int, total_steps: int, top_k_percent: float = 0.15, hard_mining_ratio: float = 0.5) -> float:
+def top_k_ratio(step: int, total_steps: int, top_k_percent: float = 0.15, hard_mining_ratio: float = 0.5,
+                hard_mining_start: float = 0.0) -> float:
     """Share of pixels kept by the bootstrapped cross-entropy at ``step``.
 
     Args:
@@ -27,17 +28,24 @@ def top_k_ratio(step: int, total_steps: int, top_k_percent: float = 0.15, hard_m
         total_steps: Total number of training steps of the run.
         top_k_percent: Final share of kept pixels, in ``(0, 1]``.
         hard_mining_ratio: Fraction of ``total_steps`` over which the share goes from 1 to
-            ``top_k_percent``; ``0`` uses ``top_k_percent`` from the start.
+            ``top_k_percent``; ``0`` uses ``top_k_percent`` from ``hard_mining_start`` on.
+        hard_mining_start: Fraction of ``total_steps`` before which every pixel is kept (STCN: 20k of
+            150k steps, then 50k steps of decay).
 
     Returns:
         The share in ``[top_k_percent, 1]``.
     """
     if not 0.0 < top_k_percent <= 1.0:
         raise ValueError(f"top_k_percent must be in (0, 1], got {top_k_percent}")
+    if not 0.0 <= hard_mining_start <= 1.0:
+        raise ValueError(f"hard_mining_start must be in [0, 1], got {hard_mining_start}")
+    start = hard_mining_start * total_steps
+    if step < start:
+        return 1.0
     mining_steps = hard_mining_ratio * total_steps
     if mining_steps <= 0:
         return top_k_percent
-    r = min(1.0, max(step, 0) / mining_steps)
+    r = min(1.0, max(step - start, 0) / mining_steps)
     return r * top_k_percent + (1.0 - r)
 
 
@@ -115,6 +123,7 @@ class SegmentationLoss(nn.Module):
         jaccard_weight: Weight of the soft Jaccard loss.
         top_k_percent: Final share of pixels kept by the cross-entropy.
         hard_mining_ratio: Fraction of the total steps over which the share decays from 100%.
+        hard_mining_start: Fraction of the total steps before the decay starts.
     """
 
     def __init__(
@@ -123,13 +132,15 @@ class SegmentationLoss(nn.Module):
         jaccard_weight: float = 0.5,
         top_k_percent: float = 0.15,
         hard_mining_ratio: float = 0.5,
+        hard_mining_start: float = 0.0,
     ) -> None:
         super().__init__()
         self.ce_weight = ce_weight
         self.jaccard_weight = jaccard_weight
         self.top_k_percent = top_k_percent
         self.hard_mining_ratio = hard_mining_ratio
-        top_k_ratio(0, 1, top_k_percent, hard_mining_ratio)  # validates the arguments early
+        self.hard_mining_start = hard_mining_start
+        top_k_ratio(0, 1, top_k_percent, hard_mining_ratio, hard_mining_start)  # validates the arguments early
 
     def forward(self, logits: Tensor, target: Tensor, step: int, total_steps: int) -> Tensor:
         """Loss per sample.
@@ -143,8 +154,10 @@ class SegmentationLoss(nn.Module):
         Returns:
             ``(B,)`` float32 loss per sample.
         """
-        ratio = top_k_ratio(step, total_steps, self.top_k_percent, self.hard_mining_ratio)
+        ratio = top_k_ratio(step, total_steps, self.top_k_percent, self.hard_mining_ratio, self.hard_mining_start)
         ce = bootstrapped_cross_entropy(logits, target, ratio)
+        if not self.jaccard_weight:  # CE only (STCN)
+            return self.ce_weight * ce
         jac = soft_jaccard_loss(logits, target)
         return self.ce_weight * ce + self.jaccard_weight * jac
 

@@ -75,9 +75,11 @@ def param_groups(
 
 
 def warmup_poly_lr(
-    step: int, total_steps: int, base_lr: float, min_lr: float, warmup_ratio: float = 0.05, power: float = 0.9
+    step: int, total_steps: int, base_lr: float, min_lr: float, warmup_ratio: float = 0.05, power: float = 0.9,
+    milestones: Sequence[float] | None = None, gamma: float = 0.1,
 ) -> float:
-    """Learning rate at ``step``: linear warm-up from ``min_lr`` then poly decay to ``min_lr``.
+    """Learning rate at ``step``: linear warm-up from ``min_lr`` then poly decay to ``min_lr``, or (with
+    ``milestones``) step decay: ``base_lr * gamma^n`` after ``n`` milestones (the official STCN schedule).
 
     Args:
         step: Optimisation step (0-based).
@@ -86,6 +88,9 @@ def warmup_poly_lr(
         min_lr: Floor learning rate.
         warmup_ratio: Share of ``total_steps`` used for warm-up.
         power: Poly exponent.
+        milestones: Shares of ``total_steps`` at which the rate is multiplied by ``gamma`` (replaces the
+            poly decay; ``min_lr`` is then only the warm-up start).
+        gamma: Step-decay factor.
 
     Returns:
         The learning rate.
@@ -93,6 +98,8 @@ def warmup_poly_lr(
     warm = warmup_ratio * total_steps
     if step < warm:
         return min_lr + (base_lr - min_lr) * step / warm
+    if milestones:
+        return base_lr * gamma ** sum(step >= m * total_steps for m in milestones)
     itr, max_itr = step - warm, total_steps - warm
     return min_lr + (base_lr - min_lr) * max(0.0, 1.0 - itr / (max_itr + 1)) ** power
 
@@ -111,6 +118,8 @@ class WarmupPolyLR(LRScheduler):
         warmup_ratio: Share of steps used for warm-up.
         power: Poly exponent.
         switch_step: Step from which ``freeze_after_switch`` groups are frozen (``None``: never).
+        milestones: Step decay instead of poly (see :func:`warmup_poly_lr`).
+        gamma: Step-decay factor.
     """
 
     def __init__(
@@ -122,8 +131,12 @@ class WarmupPolyLR(LRScheduler):
         warmup_ratio: float = 0.05,
         power: float = 0.9,
         switch_step: int | None = None,
+        milestones: Sequence[float] | None = None,
+        gamma: float = 0.1,
     ) -> None:
         self.total_steps = total_steps
+        self.milestones = list(milestones) if milestones else None
+        self.gamma = gamma
         self.peak_lr = base_lr
         self.min_lr = min_lr
         self.warmup_ratio = warmup_ratio
@@ -134,7 +147,8 @@ class WarmupPolyLR(LRScheduler):
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """Rates of all groups at ``self.last_epoch`` (the step counter)."""
         step = self.last_epoch
-        now = warmup_poly_lr(step, self.total_steps, self.peak_lr, self.min_lr, self.warmup_ratio, self.power)
+        now = warmup_poly_lr(step, self.total_steps, self.peak_lr, self.min_lr, self.warmup_ratio, self.power,
+                             self.milestones, self.gamma)
         out = []
         for g in self.optimizer.param_groups:
             if g.get("freeze_after_switch") and self.switch_step is not None and step >= self.switch_step:

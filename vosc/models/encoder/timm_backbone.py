@@ -6,6 +6,7 @@
   16/16/48/1280), for CPU training from scratch; no official checkpoint uses them.
 * ``resnet50``: timm ``resnet50`` without ``layer4`` (channels 256/512/1024, stride 16; the 4th feature
   is ``layer3`` again, as in the reference).
+* ``resnet18``: timm ``resnet18`` the same way (channels 64/128/256; STCN's small key encoder).
 * ``swin_base``: timm ``swin_base_patch4_window7_224`` without its last stage, any input size (padded
   internally to window multiples), plus one ``LayerNorm`` per output (channels 128/256/512/512).
 
@@ -34,6 +35,7 @@ ENCODER_DIMS: dict[str, tuple[int, int, int, int]] = {
     "mobilenetv2_075": (24, 24, 72, 1280),
     "mobilenetv2_050": (16, 16, 48, 1280),
     "resnet50": (256, 512, 1024, 1024),
+    "resnet18": (64, 128, 256, 256),
     "swin_base": (128, 256, 512, 512),
 }
 TIMM_NAMES: dict[str, str] = {
@@ -41,6 +43,7 @@ TIMM_NAMES: dict[str, str] = {
     "mobilenetv2_075": "mobilenetv2_075",
     "mobilenetv2_050": "mobilenetv2_050",
     "resnet50": "resnet50",
+    "resnet18": "resnet18",
     "swin_base": "swin_base_patch4_window7_224",
 }
 
@@ -175,7 +178,7 @@ class TimmBackbone(nn.Module):
             self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, output_stride=16,
                                          num_classes=0, global_pool="")
             self.net.classifier = nn.Identity()
-        elif name == "resnet50":
+        elif name.startswith("resnet"):
             self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, features_only=True,
                                          out_indices=(1, 2, 3))
         else:
@@ -214,7 +217,7 @@ class TimmBackbone(nn.Module):
         net = self.net
         if self.name.startswith("mobilenetv2"):
             stem, first = [net.conv_stem, net.bn1], [net.blocks[0], net.blocks[1]]
-        elif self.name == "resnet50":
+        elif self.name.startswith("resnet"):
             stem, first = [net.conv1, net.bn1], [net.layer1]
         else:
             stem, first = [net.patch_embed], [net.layers_0]

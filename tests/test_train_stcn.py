@@ -1,0 +1,129 @@
+"""STCN training through train.py / VOSModule: the STCN experiments instantiate with the official
+hyper-parameters, a fast_dev_run of each (at test size, CPU), the gap curriculum, and exact resumption."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import train
+from vosc.losses.segmentation import top_k_ratio
+from vosc.utils.optim import warmup_poly_lr
+
+EXPERIMENTS = ["stcn_static", "stcn_main", "stcn_main_300k"]
+# test size: the small network, 64x64 crops, 2 clips per batch, CPU float32, no W&B
+SMALL = ["model=stcn_small", "model.pretrained=false", "data.augment.crop_size=[64,64]", "data.augment.short_edge=64",
+         "data.augment.min_object_pixels=20", "data.sampler.min_ref_pixels=50", "data.batch_size=2",
+         "data.num_workers=0", "data.eval_max_frames=4", "trainer.accelerator=cpu", "trainer.precision=32-true",
+         "trainer.benchmark=false", "logger=csv", "callbacks.mask_images=null", "threads=1"]
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path, synthetic_ytvos: Path) -> list[str]:
+    """DAVIS / YouTube-VOS / static-image roots made from the generated synthetic sets."""
+    static = tmp_path_factory.mktemp("static")
+    (static / "images").mkdir()
+    (static / "masks").mkdir()
+    for seq in sorted((synthetic_davis / "Annotations" / "480p").iterdir())[:2]:
+        shutil.copy(min((synthetic_davis / "JPEGImages" / "480p" / seq.name).glob("*.jpg")),
+                    static / "images" / f"{seq.name}.jpg")
+        shutil.copy(min(seq.glob("*.png")), static / "masks" / f"{seq.name}.png")
+    data = tmp_path_factory.mktemp("data")
+    return [f"paths.davis_root={synthetic_davis}", f"paths.ytvos_root={synthetic_ytvos}",
+            f"paths.static_root={static}", f"paths.data_dir={data}"]
+
+
+def _cfg(out: Path, overrides: list[str]) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True, overrides=[f"paths.root_dir={out}", *overrides])
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out / "run")
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_stcn_experiments_carry_the_official_recipe(experiment: str, roots: list[str], tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, [f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
+                          "logger=csv", *roots])
+    assert cfg.model._target_ == "vosc.models.stcn.STCN" and cfg.model.key_encoder == "resnet50"
+    train.validate_config(cfg)
+    datamodule, module, trainer = train.build(cfg)
+    steps = {"stcn_static": 300_000, "stcn_main": 150_000, "stcn_main_300k": 300_000}[experiment]
+    assert trainer.max_steps == steps and module.depths == [1]
+    assert sum(p.numel() for p in module.model.parameters()) == 54_434_180
+    assert datamodule.sampler.num_frames == 3 and tuple(datamodule.augment.crop_size) == (384, 384)
+    assert datamodule.max_objects == (1 if experiment == "stcn_static" else 2)
+    assert datamodule.batch_size == (8 if experiment == "stcn_static" else 4)
+    assert not any(type(c).__name__ == "EMA" for c in trainer.callbacks)
+    hp = module.hparams
+    assert (hp.lr, hp.weight_decay, hp.warmup_ratio, hp.shuffle_ids, hp.aux_weight) == (1e-5, 1e-7, 0.0, False, 0.0)
+    assert (hp.memory_feedback, hp.train_long_term_gap, hp.seq_switch_ratio) == ("soft", 1, 0.0)
+    # lr x0.1 at 150k (stage 0) / 125k (stage 3) / 250k (stage 2), as util/hyper_para.py
+    decay = {"stcn_static": 150_000, "stcn_main": 125_000, "stcn_main_300k": 250_000}[experiment]
+    lr = [warmup_poly_lr(s, steps, hp.lr, hp.min_lr, hp.warmup_ratio, hp.lr_power, hp.lr_milestones, hp.lr_gamma)
+          for s in (0, decay - 10, decay + 10, steps - 1)]
+    assert lr[0] == lr[1] == 1e-5 and math.isclose(lr[2], 1e-6) and math.isclose(lr[3], 1e-6)
+    # bootstrapped CE: every pixel until 20k steps, 15% from 70k on (model/losses.py)
+    loss = module.loss_fn
+    assert loss.jaccard_weight == 0.0 and loss.ce_weight == 1.0
+    ratio = [top_k_ratio(s, steps, loss.top_k_percent, loss.hard_mining_ratio, loss.hard_mining_start)
+             for s in (19_000, 45_000, 71_000)]
+    assert ratio[0] == 1.0 and 0.5 < ratio[1] < 0.6 and math.isclose(ratio[2], 0.15)
+    gaps = [c for c in trainer.callbacks if type(c).__name__ == "GapCurriculum"]
+    if experiment == "stcn_static":
+        assert not gaps
+    else:
+        assert gaps[0].gaps == [5, 10, 15, 20, 25, 5] and gaps[0].fractions == [0.0, 0.1, 0.2, 0.3, 0.4, 0.9]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS[:2])
+def test_fast_dev_run_of_each_stcn_experiment(experiment: str, roots: list[str], tmp_path: Path,
+                                              one_torch_thread: None) -> None:
+    cfg = _cfg(tmp_path, [f"experiment={experiment}", *SMALL, "trainer.fast_dev_run=1", *roots])
+    train.run(cfg)  # raises on any failure (non-finite loss, shape errors, ...)
+
+
+def _losses(out: Path) -> dict[int, float]:
+    with open(out / "run" / "csv" / "metrics.csv", newline="") as fh:
+        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(fh) if r.get("train/loss")}
+
+
+def test_gap_curriculum_and_exact_resume(roots: list[str], tmp_path: Path, one_torch_thread: None) -> None:
+    common = ["experiment=stcn_main", *SMALL, *roots, "trainer.max_steps=6", "lit.total_steps=6",
+              "trainer.val_check_interval=3", "trainer.log_every_n_steps=1", "data.train.1.repeat=1",
+              "callbacks.gap_curriculum.fractions=[0.0,0.5,0.5,0.5,0.5,0.9]"]
+    datamodule, module, trainer = train.build(_cfg(tmp_path / "curriculum", common))
+    trainer.fit(module, datamodule=datamodule)
+    # 3 YouTube-VOS + 3 DAVIS clips = 3 batches per epoch -> 2 epochs; the gaps switch at epochs round(2*f)
+    gap_cb = next(c for c in trainer.callbacks if type(c).__name__ == "GapCurriculum")
+    assert gap_cb.epochs == [0, 1, 1, 1, 1, 2]
+    ytvos, davis = datamodule.train_set.entries
+    assert [datamodule.train_set.max_gap_at(davis, e) for e in (0, 1)] == [5, 25]
+    assert [datamodule.train_set.max_gap_at(ytvos, e) for e in (0, 1)] == [1, 5]
+    full = tmp_path / "full"
+    train.run(_cfg(full, common))
+    part = tmp_path / "part"
+    train.run(_cfg(part, [*common, "trainer.max_steps=3"]))
+    last = part / "run" / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    resumed = tmp_path / "resumed"
+    train.run(_cfg(resumed, [*common, f"ckpt_path={last}"]))
+    a, b = _losses(full), _losses(resumed)
+    assert sorted(b) == [3, 4, 5] and [a[s] for s in (3, 4, 5)] == [b[s] for s in (3, 4, 5)]
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["hyper_parameters"]["model_config"]["_target_"] == "vosc.models.stcn.STCN"

@@ -1,0 +1,204 @@
+"""Building blocks of STCN (Cheng et al., NeurIPS 2021): residual blocks, CBAM, the feature fusion, the
+value encoder and the decoder.
+
+Module and parameter names follow the official checkpoints where that costs nothing, so that the key
+conversion in :mod:`vosc.checkpoints.stcn` stays a short table (ResNet stages under ``net.``, CBAM's
+channel MLP and spatial conv renamed).
+"""
+
+from __future__ import annotations
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block: ``x' + conv(relu(conv(relu(x))))`` (3×3 convs with bias); ``x'`` is a
+    3×3 conv projection of ``x`` when the widths differ.
+
+    Args:
+        in_dim: Input channels.
+        out_dim: Output channels (default ``in_dim``).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        out_dim = in_dim if out_dim is None else out_dim
+        self.conv1 = nn.Conv2d(in_dim, out_dim, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(out_dim, out_dim, kernel_size=3, padding=1)
+        self.downsample = None if in_dim == out_dim else nn.Conv2d(in_dim, out_dim, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, in_dim, h, w)`` → ``(N, out_dim, h, w)``."""
+        r = self.conv2(F.relu(self.conv1(F.relu(x))))
+        return (x if self.downsample is None else self.downsample(x)) + r
+
+
+class CBAM(nn.Module):
+    """Convolutional block attention: a channel gate (shared MLP over global average and max pooling,
+    reduction 16) followed by a spatial gate (7×7 conv over the channel-wise max and mean).
+
+    Args:
+        channels: Channels ``C`` of the input.
+        reduction: MLP reduction ratio.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.channel_mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+        self.spatial = nn.Conv2d(2, 1, kernel_size=7, padding=3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, C, h, w)`` → the gated ``(N, C, h, w)``."""
+        avg = self.channel_mlp(x.mean(dim=(2, 3)))
+        mx = self.channel_mlp(x.amax(dim=(2, 3)))
+        x = x * torch.sigmoid(avg + mx)[:, :, None, None]
+        pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial(pooled))
+
+
+class FeatureFusionBlock(nn.Module):
+    """Fuses value-encoder features with key-encoder features: ResBlock → +CBAM residual → ResBlock.
+
+    Args:
+        in_dim: Channels of ``cat(x, f16)``.
+        out_dim: Output (value) channels.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.block1 = ResBlock(in_dim, out_dim)
+        self.attention = CBAM(out_dim)
+        self.block2 = ResBlock(out_dim, out_dim)
+
+    def forward(self, x: Tensor, f16: Tensor) -> Tensor:
+        """``x (N, Cx, h, w)``, ``f16 (N, Cf, h, w)`` → ``(N, out_dim, h, w)``."""
+        x = self.block1(torch.cat([x, f16], dim=1))
+        return self.block2(x + self.attention(x))
+
+
+def _with_conv_bias(module: nn.Module) -> nn.Module:
+    """Give every bias-free ``Conv2d`` in ``module`` a (zero) bias, in place (the official value encoder's
+    ResNet has biased convolutions)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv2d) and child.bias is None:
+            new = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride,
+                            child.padding, child.dilation, child.groups, bias=True)
+            with torch.no_grad():
+                new.weight.copy_(child.weight)
+                new.bias.zero_()
+            setattr(module, name, new)
+        else:
+            _with_conv_bias(child)
+    return module
+
+
+class ValueEncoder(nn.Module):
+    """Memory value of one object in one frame: a ResNet (timm, stages up to ``layer3``, convolutions with
+    bias) over ``cat(RGB, object mask, other objects' mask)``, fused with the key encoder's 1/16 features.
+
+    Args:
+        backbone: timm ResNet name (``resnet18`` as the official).
+        key_dim: Channels of the key encoder's 1/16 features (1024 for ResNet-50).
+        value_dim: Output channels (512).
+        pretrained: ImageNet weights from timm's cache / hub for the RGB channels of the first conv and
+            every later layer; the two mask channels are initialised orthogonally (as the official).
+    """
+
+    def __init__(self, backbone: str = "resnet18", key_dim: int = 1024, value_dim: int = 512,
+                 pretrained: bool = False) -> None:
+        super().__init__()
+        net = timm.create_model(backbone, pretrained=pretrained, features_only=True, out_indices=(3,))
+        rgb = net.conv1
+        conv1 = nn.Conv2d(5, rgb.out_channels, rgb.kernel_size, rgb.stride, rgb.padding, bias=False)
+        nn.init.kaiming_normal_(conv1.weight, mode="fan_out", nonlinearity="relu")  # timm's ResNet init
+        with torch.no_grad():
+            if pretrained:
+                nn.init.orthogonal_(conv1.weight[:, 3:])
+                conv1.weight[:, :3] = rgb.weight
+        net.conv1 = conv1
+        self.net = _with_conv_bias(net)
+        self.fuser = FeatureFusionBlock(self.net.feature_info.channels()[-1] + key_dim, value_dim)
+
+    def forward(self, image: Tensor, key_f16: Tensor, mask: Tensor, others: Tensor) -> Tensor:
+        """Encode values.
+
+        Args:
+            image: ``(N, 3, H, W)`` normalised frames.
+            key_f16: ``(N, key_dim, H/16, W/16)`` key-encoder features of the same frames.
+            mask: ``(N, 1, H, W)`` the object's (soft) mask.
+            others: ``(N, 1, H, W)`` the sum of the other objects' masks.
+
+        Returns:
+            ``(N, value_dim, H/16, W/16)``.
+        """
+        x = self.net(torch.cat([image, mask, others], dim=1))[-1]
+        return self.fuser(x, key_f16)
+
+
+class UpsampleBlock(nn.Module):
+    """``ResBlock(skip_conv(skip) + upsample×2(up))``.
+
+    Args:
+        skip_dim: Channels of the skip feature.
+        up_dim: Channels of the upsampled input (and of the sum).
+        out_dim: Output channels.
+    """
+
+    def __init__(self, skip_dim: int, up_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.skip_conv = nn.Conv2d(skip_dim, up_dim, kernel_size=3, padding=1)
+        self.out_conv = ResBlock(up_dim, out_dim)
+
+    def forward(self, skip: Tensor, up: Tensor) -> Tensor:
+        """``skip (B, skip_dim, 2h, 2w)``, ``up (B*K, up_dim, h, w)`` → ``(B*K, out_dim, 2h, 2w)``.
+
+        The skip of each video is convolved once and broadcast over its ``K`` objects (``up`` ordered
+        video-major).
+        """
+        s = self.skip_conv(skip)
+        u = F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
+        if s.shape[0] != u.shape[0]:
+            if u.shape[0] % s.shape[0]:
+                raise ValueError(f"{u.shape[0]} object maps for {s.shape[0]} skip features")
+            x = (u.view(s.shape[0], -1, *u.shape[1:]) + s[:, None]).flatten(0, 1)
+        else:
+            x = s + u
+        return self.out_conv(x)
+
+
+class Decoder(nn.Module):
+    """Per-object mask decoder: ResBlock compression at 1/16, two upsample blocks with the key encoder's
+    1/8 and 1/4 features as skips, a 3×3 conv to one logit, bilinear ×4.
+
+    Args:
+        in_dim: Channels of ``cat(readout, f16_thin)`` (1024).
+        dims: Widths after the compression and the two upsample blocks (512, 256, 256).
+        skip_dims: Channels of the 1/8 and 1/4 key features (512, 256).
+    """
+
+    def __init__(self, in_dim: int = 1024, dims: tuple[int, int, int] = (512, 256, 256),
+                 skip_dims: tuple[int, int] = (512, 256)) -> None:
+        super().__init__()
+        self.compress = ResBlock(in_dim, dims[0])
+        self.up_16_8 = UpsampleBlock(skip_dims[0], dims[0], dims[1])
+        self.up_8_4 = UpsampleBlock(skip_dims[1], dims[1], dims[2])
+        self.pred = nn.Conv2d(dims[2], 1, kernel_size=3, padding=1)
+
+    def forward(self, x16: Tensor, f8: Tensor, f4: Tensor) -> tuple[Tensor, Tensor]:
+        """Decode.
+
+        Args:
+            x16: ``(N, in_dim, h, w)``.
+            f8: ``(B, skip_dims[0], 2h, 2w)`` with ``N = B*K`` (video-major).
+            f4: ``(B, skip_dims[1], 4h, 4w)``.
+
+        Returns:
+            ``(logits (N, 1, 16h, 16w), logits_4x (N, 1, 4h, 4w))``.
+        """
+        x = self.up_8_4(f4, self.up_16_8(f8, self.compress(x16)))
+        x4 = self.pred(F.relu(x))
+        return F.interpolate(x4, scale_factor=4, mode="bilinear", align_corners=False), x4

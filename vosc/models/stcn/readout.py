@@ -1,0 +1,87 @@
+"""STCN memory readout: L2-similarity affinity, (top-k) softmax over the memory, weighted sum of values.
+
+The affinity between memory element ``i`` and query position ``j`` is ``(2 k_i·q_j − |k_i|²)/√C_k``
+(the negative squared distance without the query term, which is constant per query). The official
+evaluation takes ``exp`` of the top-k affinities without subtracting their maximum and overflows for
+large affinities; here every softmax subtracts the maximum first (the same result wherever the official
+one is finite).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor
+
+
+def affinity(mem_keys: Tensor, query_keys: Tensor) -> Tensor:
+    """Affinity of every memory element to every query position.
+
+    Args:
+        mem_keys: ``(B, C_k, N)`` memory keys.
+        query_keys: ``(B, C_k, M)`` query keys.
+
+    Returns:
+        ``(B, N, M)`` affinities ``(2 k·q − |k|²)/√C_k``.
+    """
+    a_sq = mem_keys.pow(2).sum(1).unsqueeze(2)
+    ab = mem_keys.transpose(1, 2) @ query_keys
+    return (2 * ab - a_sq) / math.sqrt(mem_keys.shape[1])
+
+
+def topk_weights(aff: Tensor, top_k: int | None, indices: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Softmax weights over the memory axis, optionally restricted to the top-k elements per query.
+
+    Args:
+        aff: ``(B, N, M)`` affinities.
+        top_k: Elements kept per query (``None`` or ``>= N``: dense softmax over all ``N``).
+        indices: Optional ``(B, k, M)`` forced selection (e.g. the official one, for parity checks);
+            used instead of ``torch.topk``.
+
+    Returns:
+        ``(weights, indices)``: dense ``(B, N, M)`` weights and ``None``, or ``(B, k, M)`` weights of the
+        selected elements (decreasing affinity) and their ``(B, k, M)`` int64 indices.
+    """
+    if indices is None and (top_k is None or top_k >= aff.shape[1]):
+        return torch.softmax(aff, dim=1), None
+    if indices is None:
+        values, indices = torch.topk(aff, k=int(top_k), dim=1)
+    else:
+        indices = indices.long()
+        values = torch.gather(aff, 1, indices)
+    values = values - values.amax(dim=1, keepdim=True)
+    weights = values.exp()
+    return weights / weights.sum(dim=1, keepdim=True), indices
+
+
+def weighted_readout(mem_values: Tensor, weights: Tensor, indices: Tensor | None) -> Tensor:
+    """Read values with the weights of :func:`topk_weights`.
+
+    Args:
+        mem_values: ``(B, K, C_v, N)`` memory values of ``K`` objects sharing one affinity.
+        weights: ``(B, N, M)`` dense or ``(B, k, M)`` sparse weights.
+        indices: ``None`` (dense) or ``(B, k, M)`` memory indices of the sparse weights.
+
+    Returns:
+        ``(B, K, C_v, M)``. The sparse case multiplies a CSR matrix (``k`` entries per query) with the
+        values: ~4x faster than the dense product at 4 memory frames and ~6x faster than a gather.
+    """
+    b, k_obj, c_v, n = mem_values.shape
+    if indices is None:
+        return (mem_values.reshape(b, k_obj * c_v, n) @ weights).view(b, k_obj, c_v, -1)
+    out = []
+    m = weights.shape[-1]
+    indices, order = indices.sort(dim=1)  # CSR columns sorted within each row
+    weights = torch.gather(weights, 1, order)
+    for i in range(b):  # sparse (M, N) matrix with k entries per row, times the (N, K*C_v) values
+        top = indices.shape[1]
+        crow = torch.arange(0, m * top + 1, top, device=weights.device)
+        with warnings.catch_warnings():  # "CSR support is in beta": matmul is all we use, tested
+            warnings.simplefilter("ignore", UserWarning)
+            sparse = torch.sparse_csr_tensor(crow, indices[i].t().reshape(-1), weights[i].t().reshape(-1),
+                                             size=(m, n), dtype=weights.dtype, check_invariants=False)
+        vals = mem_values[i].reshape(k_obj * c_v, n).t()
+        out.append((sparse @ vals).t().reshape(k_obj, c_v, m))
+    return torch.stack(out, 0)
