@@ -135,6 +135,7 @@ def trained(synthetic_crf42) -> CompressionAwareEnhancer:
 
 @pytest.mark.codec
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the 14000-step fixture: ~7.5 min on an idle 2-core machine, far more when busy
 def test_stage1_improves_psnr_by_half_a_db_on_held_out_synthetic_clips_at_crf42(trained, synthetic_crf42) -> None:
     held_out = synthetic_crf42["held_out"]
     assert not {c.name for c in held_out} & {c.name for c in synthetic_crf42["train"]}
@@ -146,6 +147,7 @@ def test_stage1_improves_psnr_by_half_a_db_on_held_out_synthetic_clips_at_crf42(
 
 @pytest.mark.codec
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # may be the first user of the 14000-step fixture (test selection, ordering)
 def test_conditioning_changes_output_once_trained(trained, x265_clips) -> None:
     _, dec, _, types, _ = x265_clips["held_out"][0]
     clip = dec[None]

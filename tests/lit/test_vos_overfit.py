@@ -22,7 +22,8 @@ CHECK_EVERY = 25
 
 
 def _clip(root: str, frames: int = 3) -> tuple[VOSBatch, np.ndarray]:
-    src = SyntheticSource(root, "train", videos=4, frames=8, width=160, height=96, seed=0, objects=2)
+    # 16k+1 sides: the size at which predict_clip (like evaluate.py) runs an align_corners model
+    src = SyntheticSource(root, "train", videos=4, frames=8, width=161, height=97, seed=0, objects=2)
     rec = src.videos[0]
     idx = list(range(frames))
     fr, ms = src.load_frames(rec, idx), src.load_masks(rec, idx)

@@ -17,11 +17,9 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from vosc.checkpoints.errors import CheckpointError
+
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used (unreadable, wrong layout, weights not matching)."""
 
 
 @dataclass

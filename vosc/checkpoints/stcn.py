@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vosc.checkpoints.loading import CheckpointError
+from vosc.checkpoints.errors import CheckpointError
 from vosc.checkpoints.official import LoadReport, load_converted, read_state_dict
 
 _RULES: tuple[tuple[str, str], ...] = (
