@@ -72,3 +72,22 @@ def synthetic_ytvos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "ytvos", videos=4, frames=6, size=(160, 96),
                               seed=1, objects=3, layout="ytvos")
+
+
+@pytest.fixture(scope="module")
+def synthetic_roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path, synthetic_ytvos: Path) -> list[str]:
+    """Hydra overrides pointing the DAVIS / YouTube-VOS / static-image roots at the generated synthetic sets
+    (two first frames and masks as static images) and ``paths.data_dir`` at one folder per module, so that
+    every experiment of a module shares the synthetic sets it generates."""
+    import shutil
+
+    static = tmp_path_factory.mktemp("static")
+    (static / "images").mkdir()
+    (static / "masks").mkdir()
+    for seq in sorted((synthetic_davis / "Annotations" / "480p").iterdir())[:2]:
+        shutil.copy(min((synthetic_davis / "JPEGImages" / "480p" / seq.name).glob("*.jpg")),
+                    static / "images" / f"{seq.name}.jpg")
+        shutil.copy(min(seq.glob("*.png")), static / "masks" / f"{seq.name}.png")
+    data = tmp_path_factory.mktemp("data")
+    return [f"paths.davis_root={synthetic_davis}", f"paths.ytvos_root={synthetic_ytvos}",
+            f"paths.static_root={static}", f"paths.data_dir={data}"]

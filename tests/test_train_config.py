@@ -3,7 +3,6 @@ configurations fail before training with the valid choices, the SLURM launcher d
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,29 +53,13 @@ def test_model_shims_accept_field_overrides(tmp_path: Path) -> None:
     assert cfg.codec.q == 37 and cfg.lit.alpha == 2
 
 
-@pytest.fixture(scope="module")
-def fake_roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path, synthetic_ytvos: Path) -> list[str]:
-    """DAVIS / YouTube-VOS / static-image roots made from the generated synthetic sets."""
-    static = tmp_path_factory.mktemp("static")
-    (static / "images").mkdir()
-    (static / "masks").mkdir()
-    for seq in sorted((synthetic_davis / "Annotations" / "480p").iterdir())[:2]:
-        shutil.copy(min((synthetic_davis / "JPEGImages" / "480p" / seq.name).glob("*.jpg")),
-                    static / "images" / f"{seq.name}.jpg")
-        shutil.copy(min(seq.glob("*.png")), static / "masks" / f"{seq.name}.png")
-    # one data folder for every experiment: the generated synthetic sets are made once per module
-    data = tmp_path_factory.mktemp("data")
-    return [f"paths.davis_root={synthetic_davis}", f"paths.ytvos_root={synthetic_ytvos}", f"paths.static_root={static}",
-            f"paths.data_dir={data}"]
-
-
 # enhancer stages 1/2 train an EnhancerModule: tests/test_train_enhancer.py instantiates those
 # (STCN experiments: tests/test_train_stcn.py)
 @pytest.mark.parametrize("experiment", [e for e in _options("experiment")
                                         if not e.startswith(("enhancer_s1", "enhancer_s2", "stcn"))])
-def test_every_experiment_instantiates(experiment: str, fake_roots: list[str], tmp_path: Path) -> None:
+def test_every_experiment_instantiates(experiment: str, synthetic_roots: list[str], tmp_path: Path) -> None:
     cfg = _compose([f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
-                    "logger=csv", *fake_roots], tmp_path)
+                    "logger=csv", *synthetic_roots], tmp_path)
     assert cfg.lit._target_ == "vosc.lit.vos_module.VOSModule"
     train.validate_config(cfg)
     datamodule, module, trainer = train.build(cfg)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,21 +29,6 @@ SMALL = ["model=stcn_small", "model.pretrained=false", "data.augment.crop_size=[
          "trainer.benchmark=false", "logger=csv", "callbacks.mask_images=null", "threads=1"]
 
 
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path, synthetic_ytvos: Path) -> list[str]:
-    """DAVIS / YouTube-VOS / static-image roots made from the generated synthetic sets."""
-    static = tmp_path_factory.mktemp("static")
-    (static / "images").mkdir()
-    (static / "masks").mkdir()
-    for seq in sorted((synthetic_davis / "Annotations" / "480p").iterdir())[:2]:
-        shutil.copy(min((synthetic_davis / "JPEGImages" / "480p" / seq.name).glob("*.jpg")),
-                    static / "images" / f"{seq.name}.jpg")
-        shutil.copy(min(seq.glob("*.png")), static / "masks" / f"{seq.name}.png")
-    data = tmp_path_factory.mktemp("data")
-    return [f"paths.davis_root={synthetic_davis}", f"paths.ytvos_root={synthetic_ytvos}",
-            f"paths.static_root={static}", f"paths.data_dir={data}"]
-
-
 def _cfg(out: Path, overrides: list[str]) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -57,9 +41,9 @@ def _cfg(out: Path, overrides: list[str]) -> DictConfig:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_stcn_experiments_carry_the_official_recipe(experiment: str, roots: list[str], tmp_path: Path) -> None:
+def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_roots: list[str], tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, [f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
-                          "logger=csv", *roots])
+                          "logger=csv", *synthetic_roots])
     assert cfg.model._target_ == "vosc.models.stcn.STCN" and cfg.model.key_encoder == "resnet50"
     train.validate_config(cfg)
     datamodule, module, trainer = train.build(cfg)
@@ -92,9 +76,9 @@ def test_stcn_experiments_carry_the_official_recipe(experiment: str, roots: list
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS[:2])
-def test_fast_dev_run_of_each_stcn_experiment(experiment: str, roots: list[str], tmp_path: Path,
+def test_fast_dev_run_of_each_stcn_experiment(experiment: str, synthetic_roots: list[str], tmp_path: Path,
                                               one_torch_thread: None) -> None:
-    cfg = _cfg(tmp_path, [f"experiment={experiment}", *SMALL, "trainer.fast_dev_run=1", *roots])
+    cfg = _cfg(tmp_path, [f"experiment={experiment}", *SMALL, "trainer.fast_dev_run=1", *synthetic_roots])
     train.run(cfg)  # raises on any failure (non-finite loss, shape errors, ...)
 
 
@@ -103,8 +87,8 @@ def _losses(out: Path) -> dict[int, float]:
         return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(fh) if r.get("train/loss")}
 
 
-def test_gap_curriculum_and_exact_resume(roots: list[str], tmp_path: Path, one_torch_thread: None) -> None:
-    common = ["experiment=stcn_main", *SMALL, *roots, "trainer.max_steps=6", "lit.total_steps=6",
+def test_gap_curriculum_and_exact_resume(synthetic_roots: list[str], tmp_path: Path, one_torch_thread: None) -> None:
+    common = ["experiment=stcn_main", *SMALL, *synthetic_roots, "trainer.max_steps=6", "lit.total_steps=6",
               "trainer.val_check_interval=3", "trainer.log_every_n_steps=1", "data.train.1.repeat=1",
               "callbacks.gap_curriculum.fractions=[0.0,0.5,0.5,0.5,0.5,0.9]"]
     datamodule, module, trainer = train.build(_cfg(tmp_path / "curriculum", common))

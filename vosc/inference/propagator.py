@@ -49,8 +49,6 @@ class Propagator:
                  memory_depth: int | None = None, mask_unused: bool = True) -> None:
         if long_term_gap < 1:
             raise ValueError(f"long_term_gap must be >= 1, got {long_term_gap}")
-        if max_long_term is not None and max_long_term < 1:
-            raise ValueError(f"max_long_term must be >= 1 or None, got {max_long_term}")
         self.model = model
         self.long_term_gap = long_term_gap
         self.max_long_term = max_long_term
