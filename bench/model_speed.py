@@ -93,7 +93,7 @@ class OursRunner:
 
     def __init__(self, name: str, device: torch.device) -> None:
         from vosc.inference.propagator import Propagator
-        from vosc.models.vos_model import build_model
+        from vosc.models.variants import build_model
 
         self.model = build_model(name).to(device).eval()
         self.propagator_cls = Propagator

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from vosc.lit.vos_module import VOSModule
-from vosc.models.vos_model import build_model
+from vosc.models.variants import build_model
 from vosc.types import VOSBatch
 from vosc.utils.io import atomic_write_json
 from vosc.utils.optim import param_groups

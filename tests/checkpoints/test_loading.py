@@ -9,7 +9,7 @@ import torch
 
 from vosc.checkpoints.loading import CheckpointError, file_sha256, load_vos_model, weights_fingerprint
 
-AOTT = {"_target_": "vosc.models.vos_model.build_model", "name": "aott"}
+AOTT = {"_target_": "vosc.models.variants.build_model", "name": "aott"}
 
 
 def test_random_init_is_seeded() -> None:
@@ -26,7 +26,7 @@ def test_official_checkpoint_loads_strictly(aot_parity: Path) -> None:
     assert loaded.kind == "official"
     assert loaded.checkpoint_hash == file_sha256(path)[:16]
     with pytest.raises(Exception, match="missing|unexpected|shape"):
-        load_vos_model(path, {"_target_": "vosc.models.vos_model.build_model", "name": "aost"})
+        load_vos_model(path, {"_target_": "vosc.models.variants.build_model", "name": "aost"})
 
 
 def test_bad_files(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from vosc.checkpoints.official import (
     warm_start_aost_from_aot,
 )
 from vosc.checkpoints.parity import verify_fixture
-from vosc.models.vos_model import build_model
+from vosc.models.variants import build_model
 
 
 def test_mobilenet_key_mapping() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vosc.models.vos_model import VOSModel, build_model
+from vosc.models.variants import build_model
+from vosc.models.vos_model import VOSModel
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ import torch
 
 from vosc.inference.propagator import Propagator, run_clip
 from vosc.models.base import Memory, VOSNetwork
-from vosc.models.vos_model import VOSModel, build_model
+from vosc.models.variants import build_model
+from vosc.models.vos_model import VOSModel
 
 
 def _clip(t: int = 4, size: int = 49) -> tuple[torch.Tensor, torch.Tensor]:

@@ -229,9 +229,10 @@ def test_missing_raw_frames_is_a_specific_error() -> None:
 @pytest.mark.codec
 @pytest.mark.slow
 def test_stage2_task_loss_updates_only_the_enhancer(x265_clips, tmp_path) -> None:
-    vos_model_mod = pytest.importorskip("vosc.models.vos_model", reason="VOS model (issue 3) not importable yet")
+    from vosc.models.variants import build_model
+
     torch.manual_seed(0)
-    vos = vos_model_mod.build_model("aott", pretrained=False)
+    vos = build_model("aott", pretrained=False)
     before = copy.deepcopy(vos.state_dict())
     enhancer = CompressionAwareEnhancer("tiny")
     enh_before = copy.deepcopy(enhancer.state_dict())

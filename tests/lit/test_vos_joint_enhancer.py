@@ -14,7 +14,7 @@ from vosc.config import ConfigError
 from vosc.lit.enhancer_module import save_enhancer_weights
 from vosc.lit.vos_module import VOSModule
 from vosc.models.enhancer import CompressionAwareEnhancer, enhance_batch
-from vosc.models.vos_model import build_model
+from vosc.models.variants import build_model
 from vosc.types import VOSBatch
 
 TINY = {"d_model": 32, "ffn_dim": 64, "num_heads": 2, "droppath": 0.0}

@@ -15,7 +15,7 @@ from vosc.lit.vos_module import (
     shuffle_permutation,
     unshuffle_logits,
 )
-from vosc.models.vos_model import build_model
+from vosc.models.variants import build_model
 from vosc.types import VOSBatch
 from vosc.utils.optim import WarmupPolyLR, param_groups, warmup_poly_lr
 

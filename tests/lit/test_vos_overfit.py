@@ -14,7 +14,7 @@ import torch
 from vosc.data.sources.synthetic import SyntheticSource
 from vosc.lit.vos_module import VOSModule
 from vosc.metrics.jf import aggregate, evaluate_sequence
-from vosc.models.vos_model import build_model
+from vosc.models.variants import build_model
 from vosc.types import IMAGENET_MEAN, IMAGENET_STD, VOSBatch
 
 MAX_STEPS = 250

@@ -31,15 +31,18 @@ def test_features_strides_and_freezing(name: str, size: tuple[int, int], dims: t
     assert all(not n.endswith(("running_mean", "running_var")) for n, _ in enc.named_parameters())
 
 
-def test_encoder_widths_match_timm_feature_info() -> None:
-    import timm
-
-    from vosc.models.encoder.timm_backbone import ENCODER_DIMS, TIMM_NAMES
-
-    for name in ("mobilenetv2", "mobilenetv2_075", "mobilenetv2_050"):
-        net = timm.create_model(TIMM_NAMES[name], output_stride=16, num_classes=0, global_pool="")
-        chs = {f["module"]: f["num_chs"] for f in net.feature_info}
-        assert ENCODER_DIMS[name] == (chs["blocks.1"], chs["blocks.2"], chs["blocks.4"], net.conv_head.out_channels)
+@pytest.mark.parametrize(("name", "dims"), [
+    ("mobilenetv2", (24, 32, 96, 1280)), ("mobilenetv2_075", (24, 24, 72, 1280)),
+    ("mobilenetv2_050", (16, 16, 48, 1280)), ("resnet50", (256, 512, 1024, 1024)),
+    ("resnet18", (64, 128, 256, 256)), ("swin_base", (128, 256, 512, 512)),
+])
+def test_encoder_widths_come_from_timm_feature_info(name: str, dims: tuple[int, ...]) -> None:
+    """The widths (read from timm's feature_info, no table) are those of the official encoders, and the
+    feature maps have them."""
+    enc = TimmBackbone(name, freeze_bn=False, freeze_at=0)
+    assert enc.dims == dims
+    feats = enc(torch.randn(1, 3, 64, 64))
+    assert tuple(f.shape[1] for f in feats) == dims
 
 
 def test_swin_any_size_and_output_norms() -> None:

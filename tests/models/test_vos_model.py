@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import make_clip
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from vosc.config import ConfigError
 from vosc.inference.propagator import Propagator
-from vosc.models.vos_model import VARIANTS, VOSModel, build_model
+from vosc.models.variants import build_model, conf_dir, model_config, model_names
+from vosc.models.vos_model import VOSModel
 
 # DESIGN §4 (AOT/AOST papers, rounded to 10k) and the exact counts of the reference at random init
 EXPECTED_PARAMS = {
@@ -29,12 +31,25 @@ def _size(name: str) -> tuple[int, int]:
     return (32, 48) if name.startswith("swinb") else (49, 65)
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_is_one_config_file_and_build_model_composes_it_like_hydra() -> None:
+    """``conf/model/<name>.yaml`` is the only definition of a variant: ``build_model`` composes exactly what
+    ``train.py model=<name>`` composes, for every file (derived variants through their defaults)."""
+    names = model_names()
+    assert set(EXPECTED_PARAMS) | {"aost_cpu", "aost_small", "aost_tiny", "stcn", "stcn_small"} <= set(names)
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        for name in names:
+            hydra_cfg = compose("train", overrides=[f"model={name}"]).model
+            assert model_config(name) == hydra_cfg, name
+    assert model_config("aost_cpu").encoder == "mobilenetv2_050"
+    assert model_config("aost_cpu").block == "slstt"  # inherited from aost.yaml
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
 def test_variant_params_forward_backward(name: str) -> None:
     """Hydra YAML builds the variant; exact parameter count; forward at every depth + backward on CPU:
     finite, every trainable parameter gets a gradient, frozen ones (encoder stem + first stage) none."""
     torch.manual_seed(0)
-    model = instantiate(OmegaConf.load(f"conf/model/vos/{name}.yaml"))
+    model = instantiate(model_config(name))
     assert isinstance(model, VOSModel)
     count = n_params(model)
     assert count == EXPECTED_PARAMS[name]
@@ -132,8 +147,10 @@ def test_bad_arguments_raise() -> None:
         Propagator(model).step(torch.zeros(1, 3, 33, 33))
     with pytest.raises(ValueError, match="max_obj"):
         Propagator(model).add_reference(torch.zeros(1, 3, 33, 33), torch.zeros(1, 1, 33, 33, dtype=torch.long), 11)
-    with pytest.raises(ValueError, match="unknown model variant"):
+    with pytest.raises(ConfigError, match=r"model='aot-xl' is unknown.*valid choices: \[.*'aost'"):
         build_model("aot-xl")
+    with pytest.raises(ConfigError, match=r"unknown argument\(s\) \['layers'\]"):
+        build_model("aott", layers=2)
 
 
 def test_training_after_inference_mode_use() -> None:

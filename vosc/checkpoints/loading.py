@@ -101,7 +101,7 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
 
     Args:
         ckpt: Checkpoint path or ``None``.
-        model_config: ``_target_`` + constructor arguments of the network (e.g. ``conf/model/vos/aost.yaml``).
+        model_config: ``_target_`` + constructor arguments of the network (e.g. ``conf/model/aost.yaml``).
         seed: Seed of the random initialisation.
 
     Raises:

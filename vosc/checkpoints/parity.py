@@ -18,7 +18,7 @@ import torch
 
 from vosc.checkpoints.official import load_official
 from vosc.inference.propagator import Propagator, run_clip
-from vosc.models.vos_model import build_model
+from vosc.models.variants import build_model
 
 log = logging.getLogger(__name__)
 

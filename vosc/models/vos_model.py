@@ -30,20 +30,6 @@ from vosc.models.propagation.s_lstt import LongShortTermTransformer
 
 log = logging.getLogger(__name__)
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "aott": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 1},
-    "aots": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 2},
-    "aotb": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 3},
-    "aotl": {"encoder": "mobilenetv2", "block": "lstt", "num_layers": 3},
-    "r50_aotl": {"encoder": "resnet50", "block": "lstt", "num_layers": 3},
-    "swinb_aotl": {"encoder": "swin_base", "block": "lstt", "num_layers": 3},
-    "aost": {"encoder": "mobilenetv2", "block": "slstt", "num_layers": 3},
-    "r50_aost": {"encoder": "resnet50", "block": "slstt", "num_layers": 3},
-    "swinb_aost": {"encoder": "swin_base", "block": "slstt", "num_layers": 3},
-    "aost_share": {"encoder": "mobilenetv2", "block": "slstt", "num_layers": 3, "shared_layers": True},
-}
-
-
 @dataclass
 class AOTFeatures:
     """Features of one frame (what :meth:`VOSModel.encode` returns).
@@ -266,14 +252,6 @@ class VOSModel(VOSNetwork):
         if long_term:
             memory.push_long(fused, is_reference=reference)
         memory.short = fused
-
-
-def build_model(name: str, **overrides: Any) -> VOSModel:
-    """Build a named variant (``aott``, ``aots``, ``aotb``, ``aotl``, ``r50_aotl``, ``swinb_aotl``, ``aost``,
-    ``r50_aost``, ``swinb_aost``, ``aost_share``) with constructor overrides."""
-    if name not in VARIANTS:
-        raise ValueError(f"unknown model variant {name!r}; expected one of {sorted(VARIANTS)}")
-    return VOSModel(**{**VARIANTS[name], **overrides})
 
 
 def set_local_attention_impl(model: VOSModel, impl: str) -> None:

@@ -30,14 +30,7 @@ from vosc.config import ConfigError
 
 log = logging.getLogger(__name__)
 
-ENCODER_DIMS: dict[str, tuple[int, int, int, int]] = {
-    "mobilenetv2": (24, 32, 96, 1280),
-    "mobilenetv2_075": (24, 24, 72, 1280),
-    "mobilenetv2_050": (16, 16, 48, 1280),
-    "resnet50": (256, 512, 1024, 1024),
-    "resnet18": (64, 128, 256, 256),
-    "swin_base": (128, 256, 512, 512),
-}
+# vosc encoder name -> timm model; the channel widths come from the timm model's ``feature_info``
 TIMM_NAMES: dict[str, str] = {
     "mobilenetv2": "mobilenetv2_100",
     "mobilenetv2_075": "mobilenetv2_075",
@@ -148,6 +141,20 @@ def encoder_key_to_timm(name: str, key: str) -> str | None:
     return None if new is None else "net." + new
 
 
+def feature_widths(net: nn.Module, name: str) -> tuple[int, int, int, int]:
+    """Channels of the four outputs ``[f4, f8, f16, f16']``, read from timm's ``feature_info``.
+
+    MobileNetV2 (a full timm model): the ``num_chs`` of ``blocks.1/2/4`` and ``num_features`` of the head
+    conv; ResNet / Swin (``features_only`` models): their three stages, the last one repeated.
+    """
+    info = net.feature_info
+    if name.startswith("mobilenetv2"):
+        chs = {f["module"]: int(f["num_chs"]) for f in info}  # type: ignore[union-attr]
+        return chs["blocks.1"], chs["blocks.2"], chs["blocks.4"], int(net.num_features)  # type: ignore[arg-type]
+    c4, c8, c16 = (int(c) for c in info.channels())  # type: ignore[union-attr, operator]
+    return c4, c8, c16, c16
+
+
 def _freeze(module: nn.Module) -> None:
     for p in module.parameters():
         p.requires_grad_(False)
@@ -168,11 +175,10 @@ class TimmBackbone(nn.Module):
     def __init__(self, name: str = "mobilenetv2", pretrained: bool | str = False, freeze_bn: bool = True,
                  freeze_at: int = 2) -> None:
         super().__init__()
-        if name not in ENCODER_DIMS:
+        if name not in TIMM_NAMES:
             raise ConfigError(f"model.encoder={name!r} is not a known backbone; valid choices: "
-                              f"{sorted(ENCODER_DIMS)}")
+                              f"{sorted(TIMM_NAMES)}")
         self.name = name
-        self.dims = ENCODER_DIMS[name]
         use_hub = pretrained is True
         if name.startswith("mobilenetv2"):
             self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, output_stride=16,
@@ -184,6 +190,8 @@ class TimmBackbone(nn.Module):
         else:
             self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, features_only=True,
                                          out_indices=(0, 1, 2), strict_img_size=False)
+        self.dims = feature_widths(self.net, name)
+        if name == "swin_base":
             self.norms = nn.ModuleList(nn.LayerNorm(d) for d in self.dims[:3])
         if isinstance(pretrained, (str, Path)) and pretrained:
             self.load_pretrained(Path(pretrained))
