@@ -97,4 +97,12 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from vosc.config import check_renamed_overrides
+
+    try:
+        check_renamed_overrides(sys.argv[1:])
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
     main()

@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,10 +48,25 @@ def test_every_option_of_every_group_composes(group: str, tmp_path: Path) -> Non
             assert cfg.model._target_ in ("vosc.models.vos_model.VOSModel", "vosc.models.stcn.STCN")
 
 
-def test_model_shims_accept_field_overrides(tmp_path: Path) -> None:
+def test_model_variants_accept_field_overrides(tmp_path: Path) -> None:
     cfg = _compose(["model=r50_aost", "model.num_layers=2", "codec=x265", "codec.q=37", "lit.alpha=2"], tmp_path)
     assert (cfg.model.encoder, cfg.model.block, cfg.model.num_layers) == ("resnet50", "slstt", 2)
     assert cfg.codec.q == 37 and cfg.lit.alpha == 2
+
+
+def test_renamed_override_names_the_new_spelling(tmp_path: Path) -> None:
+    """An override spelling the README once documented fails with the new spelling, before Hydra runs."""
+    from vosc.config import check_renamed_overrides
+
+    with pytest.raises(ConfigError, match=r"codec.codec_kwargs.rate_control was renamed: use codec.codec.rate_control"):
+        check_renamed_overrides(["codec=x265", "codec.codec_kwargs.rate_control=qp"])
+    check_renamed_overrides(["codec=x265", "codec.codec.rate_control=qp"])  # the new spelling passes
+    cfg = _compose(["codec=x265", "codec.codec.rate_control=qp", "codec.q=30"], tmp_path)
+    spec = instantiate(cfg.codec)
+    assert (spec.codec.rate_control, spec.codec.keyint, spec.q_values) == ("qp", 8, [30])
+    run = subprocess.run([sys.executable, "train.py", "codec.codec_kwargs.rate_control=qp"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "use codec.codec.rate_control" in run.stderr
 
 
 # enhancer stages 1/2 train an EnhancerModule: tests/test_train_enhancer.py instantiates those
@@ -81,6 +97,7 @@ def test_every_experiment_instantiates(experiment: str, synthetic_roots: list[st
         (["codec=x265", "codec.q=60"], r"codec.q=\[60\] out of range for x265: valid range \[0, 51\]"),
         (["codec=vvenc", "codec.q=70"], r"out of range for vvenc: valid range \[0, 63\]"),
         (["codec.codec=h264"], r"codec.codec='h264' is unknown; valid choices: \['none', 'vvenc', 'x265'\]"),
+        (["codec=x265", "codec.codec.rate_control=cbr"], r"x265 rate_control must be 'crf' or 'qp', got 'cbr'"),
         (["experiment=davis", "paths.davis_root=/nonexistent/DAVIS"], r"/nonexistent/DAVIS does not exist"),
     ],
 )

@@ -11,10 +11,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["ConfigError", "parse_alpha"]
+__all__ = ["RENAMED_OVERRIDES", "ConfigError", "check_renamed_overrides", "parse_alpha"]
 
 # `inf` in YAML/overrides is parsed by OmegaConf as a float; also accept the string forms.
 _INF_STRINGS = {"inf", "+inf", "infinity", ".inf"}
+
+
+#: Override spellings that earlier versions documented: old key prefix -> the key prefix that replaced it.
+RENAMED_OVERRIDES: dict[str, str] = {
+    "codec.codec_kwargs.": "codec.codec.",  # the codec is a node of its own (conf/codec/coder/)
+}
 
 
 class ConfigError(ValueError):
@@ -34,3 +40,19 @@ def parse_alpha(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"lit.alpha={value!r} is not a number; use a value > 0 or inf") from None
+
+
+def check_renamed_overrides(overrides: list[str]) -> None:
+    """Fail on a command-line override that uses a spelling vosc no longer has, naming the new one.
+
+    Args:
+        overrides: ``key=value`` arguments as given on the command line (``+``/``~`` prefixes allowed).
+
+    Raises:
+        ConfigError: The first override whose key starts with an old prefix of :data:`RENAMED_OVERRIDES`.
+    """
+    for arg in overrides:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        for old, new in RENAMED_OVERRIDES.items():
+            if key.startswith(old):
+                raise ConfigError(f"{key} was renamed: use {new}{key[len(old):]} (got {arg!r})")

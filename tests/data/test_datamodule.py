@@ -107,5 +107,5 @@ def test_hydra_configs_compose_and_instantiate(synthetic_davis: Path, tmp_path: 
     dm = instantiate(cfg.data)
     assert isinstance(dm, VOSDataModule)
     assert dm.compression.codec_name == "x265" and dm.compression.q_values == [37] and dm.compression.mode == "sequence"
-    assert dm.compression.codec_kwargs["keyint"] == 8 and dm.augment.crop_size == (465, 465)
+    assert dm.compression.codec.keyint == 8 and dm.compression.codec.preset == "veryfast" and dm.augment.crop_size == (465, 465)
     assert len(dm.train_entries[0].source) == 6 and len(dm.val_sources[0]) == 2 and len(dm.test_sources[0]) == 2

@@ -33,6 +33,7 @@ from vosc.codecs.ffmpeg import (
     vvenc_encode_argv,
 )
 from vosc.codecs.yuv import crop, pack_planes, rgb_to_yuv420, unpack_planes, yuv420_to_rgb
+from vosc.config import ConfigError
 
 #: ``lowdelay_faster.cfg`` of VVenC, in file order, without I/O keys and QP.
 LOWDELAY_FASTER: dict[str, str] = {
@@ -101,7 +102,7 @@ def vvenc_params(extra: Mapping[str, object] | None = None) -> dict[str, str]:
     params = {**LOWDELAY_FASTER, **VVENC_OVERRIDES}
     for key, value in (extra or {}).items():
         if key.lower() == "qp":
-            raise ValueError("set the VVenC QP through q, not through vvenc_params")
+            raise ConfigError("set the VVenC QP through q, not through vvenc_params")
         params[key] = str(value)
     return params
 
@@ -137,7 +138,7 @@ class VVenCCodec(Codec):
         timeout: float = 600.0,
     ) -> None:
         if decoder not in ("auto", "pyav", "ffmpeg"):
-            raise ValueError(f"vvenc decoder must be 'auto', 'pyav' or 'ffmpeg', got {decoder!r}")
+            raise ConfigError(f"vvenc decoder must be 'auto', 'pyav' or 'ffmpeg', got {decoder!r}")
         self.ffmpeg_path = ffmpeg_path
         self.decoder = decoder
         self.vvenc_params = vvenc_params(extra_params)

@@ -24,6 +24,7 @@ import numpy as np
 from vosc.codecs.base import Codec, CodecError, DecodedStream, EncodedStream, EncoderNotFoundError, Standard
 from vosc.codecs.common import PYAV_HINT, import_av, pyav_decode
 from vosc.codecs.yuv import planes_to_i420, rgb_to_yuv420
+from vosc.config import ConfigError
 
 RateControl = Literal["crf", "qp"]
 
@@ -65,9 +66,9 @@ class X265Codec(Codec):
         encoder: str = "libx265",
     ) -> None:
         if rate_control not in ("crf", "qp"):
-            raise ValueError(f"x265 rate_control must be 'crf' or 'qp', got {rate_control!r}")
+            raise ConfigError(f"x265 rate_control must be 'crf' or 'qp', got {rate_control!r}")
         if keyint < 1:
-            raise ValueError(f"x265 keyint must be >= 1, got {keyint}")
+            raise ConfigError(f"x265 keyint must be >= 1, got {keyint}")
         self.rate_control = rate_control
         self.preset = preset
         self.tune = tune

@@ -44,7 +44,8 @@ class CompressionSpec:
     """The compression stage of the data pipeline (``conf/codec/*.yaml``; keys = these arguments).
 
     Args:
-        codec: ``"none"``, ``"x265"`` or ``"vvenc"``.
+        codec: The codec: a :class:`~vosc.codecs.base.Codec` (what ``conf/codec/coder/*.yaml`` instantiate)
+            or a registry name ``"none"``, ``"x265"``, ``"vvenc"`` (that codec with its default settings).
         q: Quality parameter: an int (fixed), a list (one drawn per clip), a ``"lo-hi"`` string or a
             ``{low: lo, high: hi}`` mapping (uniform integer in ``[lo, hi]`` per clip); ``None`` for ``none``.
         mode: ``"clip"`` or ``"sequence"`` (see the module docstring).
@@ -55,42 +56,43 @@ class CompressionSpec:
             ``"partial"`` or ``"full"`` (see :class:`vosc.codecs.cache.SequenceCodecCache`).
         eval_q: Quality parameter of validation/test sequences (default: ``q`` if fixed, else the
             median of its values).
-        codec_kwargs: Constructor arguments of the codec (e.g. ``{rate_control: qp}`` for x265).
     """
 
-    def __init__(self, codec: str = "none", q: int | Sequence[int] | str | dict[str, int] | None = None,
+    def __init__(self, codec: Codec | str = "none", q: int | Sequence[int] | str | dict[str, int] | None = None,
                  mode: Mode = "clip", cache_dir: str | Path | None = None, max_decoded_bytes: int = 1 << 30,
-                 decode_policy: str = "auto", eval_q: int | None = None, codec_kwargs: dict[str, Any] | None = None) -> None:
+                 decode_policy: str = "auto", eval_q: int | None = None) -> None:
         if mode not in ("clip", "sequence"):
             raise ValueError(f"compression mode must be 'clip' or 'sequence', got {mode!r}")
-        if codec not in CODECS:
-            raise ConfigError(f"codec.codec={codec!r} is unknown; valid choices: {sorted(CODECS)}")
-        self.codec_name = codec
+        if isinstance(codec, str):
+            if codec not in CODECS:
+                raise ConfigError(f"codec.codec={codec!r} is unknown; valid choices: {sorted(CODECS)}")
+            codec = build_codec(codec)
+        if not isinstance(codec, Codec):
+            raise ConfigError(f"codec.codec must be a vosc.codecs.Codec or one of {sorted(CODECS)}, "
+                              f"got {type(codec).__name__}")
+        self.codec: Codec = codec
         self.mode: Mode = mode
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE
         self.max_decoded_bytes = int(max_decoded_bytes)
         if decode_policy not in ("auto", "partial", "full"):
             raise ValueError(f"decode_policy must be 'auto', 'partial' or 'full', got {decode_policy!r}")
         self.decode_policy = decode_policy
-        self.codec_kwargs = dict(codec_kwargs or {})
         self.q_values = OperatingPoint.parse_q(q)
-        if codec != "none" and not self.q_values:
-            raise ValueError(f"codec {codec!r} needs a quality parameter q")
-        lo, hi = CODECS[codec].q_range
+        name = codec.name
+        if name != "none" and not self.q_values:
+            raise ValueError(f"codec {name!r} needs a quality parameter q")
+        lo, hi = codec.q_range
         bad = [v for v in [*self.q_values, *([] if eval_q is None else [int(eval_q)])] if not lo <= v <= hi]
-        if codec != "none" and bad:
-            raise ConfigError(f"codec.q={bad} out of range for {codec}: valid range [{lo}, {hi}]")
+        if name != "none" and bad:
+            raise ConfigError(f"codec.q={bad} out of range for {name}: valid range [{lo}, {hi}]")
         self.eval_q = eval_q if eval_q is not None else (
             None if not self.q_values else int(sorted(self.q_values)[len(self.q_values) // 2]))
-        self._codec: Codec | None = None
         self._cache: SequenceCodecCache | None = None
 
     @property
-    def codec(self) -> Codec:
-        """The codec (built lazily, once per process/worker)."""
-        if self._codec is None:
-            self._codec = build_codec(self.codec_name, **self.codec_kwargs)
-        return self._codec
+    def codec_name(self) -> str:
+        """The codec's registry name (``none``, ``x265``, ``vvenc``)."""
+        return self.codec.name
 
     @property
     def cache(self) -> SequenceCodecCache:
@@ -110,7 +112,7 @@ class CompressionSpec:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_codec"] = state["_cache"] = None  # rebuilt in each worker
+        state["_cache"] = None  # rebuilt in each worker
         return state
 
     def __repr__(self) -> str:
