@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vosc.metrics._io import write_mask
+from vosc.data.palette import write_mask
 
 
 def make_davis_tree(root: Path, sequences: dict[str, np.ndarray], subset: str = "val") -> Path:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vosc.data.errors import CorruptImageError, NotPaletteMaskError
-from vosc.metrics._io import _decode_png_fast, davis_palette, read_mask, write_mask
+from vosc.data.palette import _decode_png_fast, davis_palette, read_mask, write_mask
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -93,3 +93,21 @@ def test_bad_masks_raise_naming_the_file(tmp_path: Path) -> None:
         read_mask(broken)
     with pytest.raises(FileNotFoundError):
         read_mask(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("filters", ["none", "paeth"])  # fast path and Pillow path
+def test_one_reader_raw_for_metrics_void_and_binary_for_data(tmp_path: Path, filters: str) -> None:
+    """The metrics read raw indices (255 kept, as the official toolkit); data loading maps 255 (void) to
+    background and reads a 0/255 single-channel mask as object 1. Both readings agree on both decoders."""
+    ids = np.zeros((23, 31), dtype=np.uint8)
+    ids[2:6, 2:9], ids[10:12, :] = 3, 255
+    palette = tmp_path / "p.png"
+    palette.write_bytes(_png_with_filters(ids, [0 if filters == "none" else 4] * 23))
+    np.testing.assert_array_equal(read_mask(palette, raw=True), ids)
+    np.testing.assert_array_equal(read_mask(palette), np.where(ids == 255, 0, ids))
+    binary = tmp_path / "b.png"
+    Image.fromarray(np.where(ids > 0, 255, 0).astype(np.uint8), mode="L").save(binary)
+    assert set(np.unique(read_mask(binary))) == {0, 1}
+    assert set(np.unique(read_mask(binary, raw=True))) == {0, 255}
+    with pytest.raises(Exception, match=r"p\.png.*differs from frame size"):
+        read_mask(palette, expected_size=(24, 31))

@@ -87,13 +87,13 @@ def test_write_json_failure_keeps_old_file(tmp_path: Path) -> None:
     assert _siblings(target) == ["r.json"]
 
 
-def test_old_names_use_the_shared_helper(tmp_path: Path) -> None:
+def test_mask_and_cache_writers_use_the_shared_helper(tmp_path: Path) -> None:
     from vosc.codecs import cache
-    from vosc.metrics import _io
+    from vosc.data import palette
 
-    assert _io.atomic_write_bytes is atomic_write_bytes
+    assert palette.atomic_write_bytes is atomic_write_bytes
     assert cache.atomic_write_bytes is atomic_write_bytes
-    assert _io.write_mask(tmp_path / "m" / "0.png", np.zeros((4, 5), np.uint8)).is_file()
+    assert palette.write_mask(tmp_path / "m" / "0.png", np.zeros((4, 5), np.uint8)).is_file()
     assert _siblings(tmp_path / "m" / "0.png") == ["0.png"]
 
 

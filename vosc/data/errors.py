@@ -26,7 +26,7 @@ class MissingFrameError(DataError):
     """A frame listed by the layout (index file, meta.json, mask) has no image file."""
 
 
-class MissingMaskError(DataError):
+class MissingMaskError(DataError, FileNotFoundError):
     """A frame that must be annotated (e.g. the reference frame) has no mask file."""
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vosc.data.errors import DatasetLayoutError
-from vosc.metrics._io import encode_palette_png, image_size, read_mask
+from vosc.data.palette import encode_palette_png, image_size, read_mask
 from vosc.metrics.errors import (
     MetricInputError,
     MissingPredictionError,
@@ -75,7 +75,7 @@ def _first_appearance(annotation_dir: Path, frame_index: dict[str, int]) -> dict
     for path in _sorted_files(annotation_dir, ".png"):
         if path.stem not in frame_index:
             raise DatasetLayoutError(path, "annotation has no frame of the same name in JPEGImages")
-        mask = read_mask(path)
+        mask = read_mask(path, raw=True)
         for obj in np.unique(mask).tolist():
             if obj not in (0, 255):
                 first.setdefault(int(obj), frame_index[path.stem])
@@ -89,7 +89,7 @@ def _check_frame(video: _Video, index: int, pred_dir: Path, check_late: bool) ->
         raise MissingPredictionError(
             path, f"no prediction for listed frame {jpeg.name} of video {video.name}"
         )
-    mask = read_mask(path)
+    mask = read_mask(path, raw=True)
     if mask.shape != image_size(jpeg):
         raise SizeMismatchError(path, f"prediction size {mask.shape} != frame {jpeg} size {image_size(jpeg)}")
     for obj in np.unique(mask).tolist():
@@ -199,7 +199,7 @@ def _davis_videos(davis_root: Path, subset: str, year: str | int, resolution: st
         first_mask = davis_root / "Annotations" / resolution / name / f"{frames[0].stem}.png"
         if not first_mask.is_file():
             raise DatasetLayoutError(first_mask, "first-frame annotation missing")
-        mask = read_mask(first_mask)
+        mask = read_mask(first_mask, raw=True)
         num_objects = int(np.where(mask == 255, 0, mask).max())
         if num_objects == 0:
             raise DatasetLayoutError(first_mask, "first-frame annotation has no object")

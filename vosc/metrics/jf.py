@@ -39,13 +39,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vosc.data.errors import EmptyReferenceMaskError, InconsistentFrameSizeError
-from vosc.metrics._io import atomic_write_bytes, read_mask
+from vosc.data.palette import read_mask
 from vosc.metrics.errors import (
     MissingGroundTruthError,
     MissingPredictionError,
@@ -61,6 +62,7 @@ from vosc.metrics.jf_core import (
     jaccard,
     seg2bmap,
 )
+from vosc.utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -291,11 +293,11 @@ READ_THREADS: int = 4
 
 
 def read_masks(paths: Sequence[Path]) -> list[np.ndarray]:
-    """Decode indexed PNGs (threaded), in order; see :func:`vosc.metrics._io.read_mask`."""
+    """Decode indexed PNGs (threaded), in order, as raw indices (:func:`vosc.data.palette.read_mask`, ``raw=True``)."""
     if len(paths) < 8:
-        return [read_mask(p) for p in paths]
+        return [read_mask(p, raw=True) for p in paths]
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        return list(pool.map(read_mask, paths))
+        return list(pool.map(partial(read_mask, raw=True), paths))
 
 
 def read_sequence_list(gt_root: str | Path, subset: str = "val", year: str | int = 2017) -> list[str]:
@@ -363,7 +365,7 @@ def _davis_frame(
     gt_path: Path, pred_path: Path, shape: tuple[int, int], num_objects: int, kernel: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read one ground-truth/prediction pair, validate it, and return the frame's J and F (``(N,)`` each)."""
-    gt, pred = read_mask(gt_path), read_mask(pred_path)
+    gt, pred = read_mask(gt_path, raw=True), read_mask(pred_path, raw=True)
     if gt.shape != shape:
         raise InconsistentFrameSizeError(gt_path, f"size {gt.shape} != first frame {shape}")
     if pred.shape != shape:
@@ -388,7 +390,7 @@ def _evaluate_davis_sequence(
         raise MissingGroundTruthError(
             folder, f"{len(files)} ground-truth PNG(s); J&F excludes the first and last frame and needs >= 3"
         )
-    first = read_mask(files[0])
+    first = read_mask(files[0], raw=True)
     num_objects = int(np.where(first == VOID_LABEL, 0, first).max())
     if num_objects == 0:
         raise EmptyReferenceMaskError(files[0], "the first ground-truth frame has no object")

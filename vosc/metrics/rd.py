@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from vosc.metrics._io import atomic_write_bytes
+from vosc.utils.io import atomic_write_bytes
 
 SCHEMA = "vosc.rd/1"
 #: Quality keys accepted by the BD functions: attribute name → JSON key.
