@@ -110,7 +110,11 @@ def convert_key(key: str, encoder: str) -> str | None:
         return None if new is None else "encoder." + new
     if key == "LSTT.mask_token":  # defined but never used by the reference (main branch)
         return None
-    for old, new in (("LSTT.", "lstt."), ("patch_wise_id_bank.", "id_bank.conv."), ("id_norm.", "id_bank.norm.")):
+    for old, new in (
+        ("LSTT.", "lstt."),
+        ("patch_wise_id_bank.", "id_bank.conv."),
+        ("id_norm.", "id_bank.norm."),
+    ):
         if key.startswith(old):
             return new + key[len(old):]
     return key
@@ -153,7 +157,9 @@ def load_official(model: VOSModel, source: str | Path | dict[str, Any], strict: 
     """
     state = read_state_dict(source)
     converted, ignored = convert_state_dict(state, model.encoder.name)
-    report = load_converted(model, converted, strict, str(source) if isinstance(source, (str, Path)) else "checkpoint")
+    report = load_converted(
+        model, converted, strict, str(source) if isinstance(source, (str, Path)) else "checkpoint"
+    )
     report.ignored = ignored
     return report
 
@@ -167,7 +173,9 @@ def warm_start_aost_from_aot(model: VOSModel, source: str | Path | dict[str, Any
     for i in range(model.num_layers):
         p = f"lstt.layers.{i}."
         if p + "linear_Q.weight" not in state:
-            raise CheckpointMismatchError(f"warm start: {p}linear_Q.weight missing (not an AOT-L checkpoint?)")
+            raise CheckpointMismatchError(
+                f"warm start: {p}linear_Q.weight missing (not an AOT-L checkpoint?)"
+            )
         wq, bq = state.pop(p + "linear_Q.weight"), state.pop(p + "linear_Q.bias")
         wv, bv = state.pop(p + "linear_V.weight"), state.pop(p + "linear_V.bias")
         state[p + "linear_QV.weight"] = torch.cat([wq, wv], 0)
@@ -178,7 +186,9 @@ def warm_start_aost_from_aot(model: VOSModel, source: str | Path | dict[str, Any
     for key in ("conv.weight", "conv.bias", "gn.weight", "gn.bias"):
         full = state.pop(f"decoder.conv_in.{key}")
         for i in range(model.num_layers):
-            state[f"decoder.conv_in.{i}.{key}"] = full[:, : d * (i + 2)] if key == "conv.weight" else full.clone()
+            state[f"decoder.conv_in.{i}.{key}"] = (
+                full[:, : d * (i + 2)] if key == "conv.weight" else full.clone()
+            )
     own = model.state_dict()
     for key in ("id_bank.norm.weight", "id_bank.norm.bias"):
         state[key] = own[key].clone()
@@ -188,4 +198,6 @@ def warm_start_aost_from_aot(model: VOSModel, source: str | Path | dict[str, Any
 
 
 if __name__ == "__main__":
-    raise SystemExit("the checkpoint CLI moved: python -m vosc.checkpoints verify FIXTURE_DIR [--json OUT] [--depths ...]")
+    raise SystemExit(
+        "the checkpoint CLI moved: python -m vosc.checkpoints verify FIXTURE_DIR [--json OUT] [--depths ...]"
+    )

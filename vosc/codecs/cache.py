@@ -88,7 +88,8 @@ class BitstreamCache:
         return folder / f"{key}.bin", folder / f"{key}.json"
 
     def get(self, key: str) -> tuple[bytes, dict[str, int]] | None:
-        """Return ``(bitstream, meta)`` for ``key`` (meta: ``num_frames``, ``height``, ``width``), or ``None``.
+        """Return ``(bitstream, meta)`` for ``key`` (meta: ``num_frames``, ``height``, ``width``), or
+        ``None``.
 
         Raises:
             CodecError: The entry is corrupt (metadata unreadable or missing fields), naming the file.
@@ -121,7 +122,9 @@ class BitstreamCache:
         try:
             qps = json.loads(meta_path.read_text()).get("frame_qps")
         except (OSError, ValueError) as exc:
-            raise CodecError(f"corrupt bitstream cache entry {meta_path}: {exc}; delete it to re-encode") from exc
+            raise CodecError(
+                f"corrupt bitstream cache entry {meta_path}: {exc}; delete it to re-encode"
+            ) from exc
         if qps is None:
             return None
         if not isinstance(qps, list) or not all(isinstance(v, int | float) for v in qps):

@@ -73,7 +73,8 @@ def pyav_decode(
     decoded.extend(ctx.decode(None))
     if len(decoded) != num_frames or len(packets) != num_frames:
         raise CodecError(
-            f"{decoder_name}: decoded {len(decoded)} frames from {len(packets)} access units, expected {num_frames}"
+            f"{decoder_name}: decoded {len(decoded)} frames from {len(packets)} access units, "
+            f"expected {num_frames}"
         )
     ys, us, vs, types = [], [], [], []
     bit_depth = 8

@@ -180,7 +180,9 @@ class VVenCCodec(Codec):
         """
         if self.vvenc_params.get("PicReordering", "0") != "0":
             return None
-        _, stderr = run_ffmpeg_capture(trace_headers_argv(self.exe, "vvc"), stdin=bitstream, timeout=self.timeout)
+        _, stderr = run_ffmpeg_capture(
+            trace_headers_argv(self.exe, "vvc"), stdin=bitstream, timeout=self.timeout
+        )
         return [float(q) for q in slice_qps_from_trace(stderr.decode(errors="replace"))]
 
     def decode_stream(self, bitstream: bytes, num_frames: int, height: int, width: int) -> DecodedStream:

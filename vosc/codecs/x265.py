@@ -38,7 +38,10 @@ MIN_CODED_HEIGHT = 16
 
 
 def x265_params_string(rate_control: str, q: int, keyint: int, info: bool = False) -> str:
-    """The ``x265-params`` option, e.g. ``crf=42:keyint=8:pools=none:frame-threads=1:info=0:log-level=error``."""
+    """The ``x265-params`` option.
+
+    E.g. ``crf=42:keyint=8:pools=none:frame-threads=1:info=0:log-level=error``.
+    """
     return f"{rate_control}={q}:keyint={keyint}:pools=none:frame-threads=1:info={int(info)}:log-level=error"
 
 
@@ -199,7 +202,9 @@ def parse_x265_csv(path: Path, num_frames: int) -> list[float]:
         cells = [c.strip() for c in ln.split(",")]
         rows[int(cells[i_poc])] = float(cells[i_qp])
     if sorted(rows) != list(range(num_frames)):
-        raise CodecError(f"x265 frame log {path} has POCs {sorted(rows)[:10]}..., expected 0..{num_frames - 1}")
+        raise CodecError(
+            f"x265 frame log {path} has POCs {sorted(rows)[:10]}..., expected 0..{num_frames - 1}"
+        )
     return [rows[i] for i in range(num_frames)]
 
 

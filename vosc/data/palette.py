@@ -39,7 +39,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     _inflater = zlib
 
 __all__ = [
-    "davis_palette", "encode_palette_png", "image_size", "read_frame", "read_mask", "write_frame", "write_mask",
+    "davis_palette",
+    "encode_palette_png",
+    "image_size",
+    "read_frame",
+    "read_mask",
+    "write_frame",
+    "write_mask",
 ]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

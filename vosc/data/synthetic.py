@@ -20,8 +20,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objects", type=int, default=2)
     p.add_argument("--layout", choices=("davis", "ytvos"), default="davis")
-    p.add_argument("--style", choices=("classic", "rich"), default="classic",
-                   help="classic: photo cut-outs, linear motion; rich: varied silhouettes, non-rigid motion, distractors")
+    p.add_argument(
+        "--style",
+        choices=("classic", "rich"),
+        default="classic",
+        help="classic: photo cut-outs, linear motion; "
+        "rich: varied silhouettes, non-rigid motion, distractors",
+    )
     p.add_argument("--distractors", type=int, default=0, help="unannotated sprites per video (rich)")
     args = p.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))

@@ -92,7 +92,9 @@ class GroupedPropagator:
         mask_unused: Mask each group's identities above its object count before merging.
     """
 
-    def __init__(self, factory: Callable[[], Propagator], group_size: int | None, mask_unused: bool = True) -> None:
+    def __init__(
+        self, factory: Callable[[], Propagator], group_size: int | None, mask_unused: bool = True
+    ) -> None:
         self.factory = factory
         self.group_size = group_size
         self.mask_unused = mask_unused

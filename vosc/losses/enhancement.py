@@ -94,7 +94,9 @@ class FeatureMatchingLoss(nn.Module):
         freeze: Set ``requires_grad_(False)`` on the encoder.
     """
 
-    def __init__(self, encoder: nn.Module, weights: Sequence[float] | None = None, freeze: bool = True) -> None:
+    def __init__(
+        self, encoder: nn.Module, weights: Sequence[float] | None = None, freeze: bool = True
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.weights = None if weights is None else [float(w) for w in weights]
@@ -112,7 +114,9 @@ class FeatureMatchingLoss(nn.Module):
             Scalar loss.
         """
         if enhanced_norm.shape != raw_norm.shape:
-            raise ValueError(f"FeatureMatchingLoss: shapes {tuple(enhanced_norm.shape)} != {tuple(raw_norm.shape)}")
+            raise ValueError(
+                f"FeatureMatchingLoss: shapes {tuple(enhanced_norm.shape)} != {tuple(raw_norm.shape)}"
+            )
         enh = enhanced_norm.flatten(0, -4)
         with torch.no_grad():
             ref = _as_list(self.encoder(raw_norm.flatten(0, -4)))
@@ -121,7 +125,7 @@ class FeatureMatchingLoss(nn.Module):
             raise ValueError(f"FeatureMatchingLoss: {len(out)} feature levels, weights {self.weights}")
         weights = self.weights or [1.0] * len(out)
         total = enh.new_zeros(())
-        for w, fo, fr in zip(weights, out, ref):
+        for w, fo, fr in zip(weights, out, ref, strict=False):
             total = total + w * (fo - fr).abs().mean() / (fr.abs().mean() + 1e-6)
         return total / sum(weights)
 

@@ -140,7 +140,9 @@ class SegmentationLoss(nn.Module):
         self.top_k_percent = top_k_percent
         self.hard_mining_ratio = hard_mining_ratio
         self.hard_mining_start = hard_mining_start
-        top_k_ratio(0, 1, top_k_percent, hard_mining_ratio, hard_mining_start)  # validates the arguments early
+        top_k_ratio(
+            0, 1, top_k_percent, hard_mining_ratio, hard_mining_start
+        )  # validates the arguments early
 
     def forward(self, logits: Tensor, target: Tensor, step: int, total_steps: int) -> Tensor:
         """Loss per sample.
@@ -154,7 +156,9 @@ class SegmentationLoss(nn.Module):
         Returns:
             ``(B,)`` float32 loss per sample.
         """
-        ratio = top_k_ratio(step, total_steps, self.top_k_percent, self.hard_mining_ratio, self.hard_mining_start)
+        ratio = top_k_ratio(
+            step, total_steps, self.top_k_percent, self.hard_mining_ratio, self.hard_mining_start
+        )
         ce = bootstrapped_cross_entropy(logits, target, ratio)
         if not self.jaccard_weight:  # CE only (STCN)
             return self.ce_weight * ce

@@ -293,7 +293,8 @@ READ_THREADS: int = 4
 
 
 def read_masks(paths: Sequence[Path]) -> list[np.ndarray]:
-    """Decode indexed PNGs (threaded), in order, as raw indices (:func:`vosc.data.palette.read_mask`, ``raw=True``)."""
+    """Decode indexed PNGs (threaded), in order, as raw indices
+    (:func:`vosc.data.palette.read_mask` with ``raw=True``)."""
     if len(paths) < 8:
         return [read_mask(p, raw=True) for p in paths]
     with ThreadPoolExecutor(READ_THREADS) as pool:
@@ -469,7 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(
         prog="python -m vosc.metrics.jf",
-        description="DAVIS J&F (semi-supervised protocol), identical to the official davis2017-evaluation toolkit.",
+        description="DAVIS J&F (semi-supervised protocol), identical to the official "
+        "davis2017-evaluation toolkit.",
     )
     parser.add_argument("--gt", required=True, type=Path, help="DAVIS root (Annotations/, ImageSets/)")
     parser.add_argument(

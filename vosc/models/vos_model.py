@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -104,7 +103,9 @@ class VOSModel(VOSNetwork):
             in_dims = [d_model * (i + 2) if self.intermediate else d_model for i in range(num_layers)]
         else:
             in_dims = [d_model * (num_layers + 1)]
-        self.decoder = FPNDecoder(in_dims, max_obj + 1, d_model, dims, self.align_corners, scalable=self.scalable)
+        self.decoder = FPNDecoder(
+            in_dims, max_obj + 1, d_model, dims, self.align_corners, scalable=self.scalable
+        )
         self.id_bank = IDBank(max_obj + 1, d_model, self.align_corners, use_norm=block == "slstt")
         self.pos_generator = PositionEmbeddingSine(d_model // 2)
         self._pos_cache: dict[tuple[int, int, str], Tensor] = {}
@@ -120,7 +121,9 @@ class VOSModel(VOSNetwork):
         if not 1 <= depth <= self.num_layers:
             raise ValueError(f"depth {depth} outside 1..{self.num_layers}")
         if not self.scalable and depth != self.num_layers:
-            raise ValueError(f"AOT (block='lstt') decodes only at its full depth {self.num_layers}, not {depth}")
+            raise ValueError(
+                f"AOT (block='lstt') decodes only at its full depth {self.num_layers}, not {depth}"
+            )
         return depth
 
     def encode(self, frames: Tensor) -> AOTFeatures:
@@ -136,7 +139,8 @@ class VOSModel(VOSNetwork):
         return feats
 
     def id_embedding(self, masks: Tensor) -> Tensor:
-        """Identity tokens ``(B, h*w, d_model)`` of ``(B, 1, H, W)`` ids or ``(B, 11, H, W)`` probabilities."""
+        """Identity tokens ``(B, h*w, d_model)`` of ``(B, 1, H, W)`` ids or ``(B, 11, H, W)``
+        probabilities."""
         return self.id_bank(one_hot_ids(masks, self.max_obj + 1))
 
     def position(self, size_2d: tuple[int, int], device: torch.device) -> Tensor:
@@ -198,7 +202,7 @@ class VOSModel(VOSNetwork):
                 vs = [entry[i][1] for _, entry in memory.long]
                 cat.append((torch.cat(ks, 1), torch.cat(vs, 1)) if len(ks) > 1 else (ks[0], vs[0]))
             memory.cache["long_cat"] = cat
-        return [LayerMemory(lk, lv, sk, sv) for (lk, lv), (sk, sv) in zip(cat, memory.short)]
+        return [LayerMemory(lk, lv, sk, sv) for (lk, lv), (sk, sv) in zip(cat, memory.short, strict=False)]
 
     def read(self, memory: Memory, feats: AOTFeatures, depths: Sequence[int]) -> dict[int, Tensor]:
         """One (S-)LSTT pass to the deepest of ``depths`` against ``memory``, then the decoder per depth.

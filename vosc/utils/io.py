@@ -84,7 +84,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
     return Path(path)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", fsync: bool = False) -> Path:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", fsync: bool = False
+) -> Path:
     """Atomically write ``text`` (encoded with ``encoding``) to ``path``.
 
     Returns:

@@ -68,15 +68,22 @@ def param_groups(
                 "weight_decay": 0.0 if no_wd else weight_decay,
                 "lr_ratio": encoder_lr_ratio if is_enc else 1.0,
                 "freeze_after_switch": frz,
-                "name": f"{'encoder' if is_enc else 'other'}{'_no_wd' if no_wd else ''}{'_frz' if frz else ''}",
+                "name": (f"{'encoder' if is_enc else 'other'}{'_no_wd' if no_wd else ''}"
+                         f"{'_frz' if frz else ''}"),
             }
         )
     return groups
 
 
 def warmup_poly_lr(
-    step: int, total_steps: int, base_lr: float, min_lr: float, warmup_ratio: float = 0.05, power: float = 0.9,
-    milestones: Sequence[float] | None = None, gamma: float = 0.1,
+    step: int,
+    total_steps: int,
+    base_lr: float,
+    min_lr: float,
+    warmup_ratio: float = 0.05,
+    power: float = 0.9,
+    milestones: Sequence[float] | None = None,
+    gamma: float = 0.1,
 ) -> float:
     """Learning rate at ``step``: linear warm-up from ``min_lr`` then poly decay to ``min_lr``, or (with
     ``milestones``) step decay: ``base_lr * gamma^n`` after ``n`` milestones (the official STCN schedule).

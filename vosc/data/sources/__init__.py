@@ -8,5 +8,13 @@ from vosc.data.sources.static_images import StaticImageSource
 from vosc.data.sources.synthetic import SyntheticSource, generate_synthetic, render_synthetic_videos
 from vosc.data.sources.youtube_vos import YouTubeVOSSource
 
-__all__ = ["DavisSource", "StaticImageSource", "SyntheticSource", "VideoRecord", "VideoSource", "YouTubeVOSSource",
-           "generate_synthetic", "render_synthetic_videos"]
+__all__ = [
+    "DavisSource",
+    "StaticImageSource",
+    "SyntheticSource",
+    "VideoRecord",
+    "VideoSource",
+    "YouTubeVOSSource",
+    "generate_synthetic",
+    "render_synthetic_videos",
+]

@@ -37,8 +37,16 @@ class StaticImageSource(VideoSource):
 
     is_static = True
 
-    def __init__(self, root: str | Path, image_dir: str = "images", mask_dir: str = "masks", name: str = "static",
-                 validate: bool = True, on_error: OnError = "raise", require_even: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        image_dir: str = "images",
+        mask_dir: str = "masks",
+        name: str = "static",
+        validate: bool = True,
+        on_error: OnError = "raise",
+        require_even: bool = False,
+    ) -> None:
         super().__init__(name, validate=validate, on_error=on_error, require_even=require_even)
         self.root = Path(root)
         idir, mdir = self.root / image_dir, self.root / mask_dir

@@ -1,4 +1,5 @@
-"""The ``rich`` synthetic scene renderer: varied silhouettes, textures and motion for training VOS from scratch.
+"""The ``rich`` synthetic scene renderer: varied silhouettes, textures and motion for training VOS from
+scratch.
 
 Each video is a deterministic function of ``(seed, video index)`` and holds:
 
@@ -57,7 +58,9 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     side = int(rng.integers(min(h, w) // 4, min(h, w) // 2 + 1))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    tex = cv2.resize(img[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    tex = cv2.resize(img[y : y + side, x : x + side], (size, size), interpolation=cv2.INTER_AREA).astype(
+        np.float32
+    )
     if img[..., 0].tobytes() == img[..., 1].tobytes():  # grey: tint
         tex *= rng.uniform(0.5, 1.2, size=3)
     else:
@@ -136,8 +139,9 @@ def _paste(frame: np.ndarray, mask: np.ndarray | None, obj: _Object, t: int, oid
     h, w = frame.shape[:2]
     side = int(np.ceil(2 * obj.radius * obj.scale[t] * 1.9)) | 1
     alpha = _silhouette(obj, t, side)
-    rot = cv2.getRotationMatrix2D((obj.tex.shape[1] / 2, obj.tex.shape[0] / 2), float(np.degrees(obj.angle[t])),
-                                  side / obj.tex.shape[0])
+    rot = cv2.getRotationMatrix2D(
+        (obj.tex.shape[1] / 2, obj.tex.shape[0] / 2), float(np.degrees(obj.angle[t])), side / obj.tex.shape[0]
+    )
     rot[:, 2] += (side - obj.tex.shape[1]) / 2
     tex = cv2.warpAffine(obj.tex, rot, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     x0, y0 = int(np.rint(obj.pos[t, 0] - side / 2)), int(np.rint(obj.pos[t, 1] - side / 2))
@@ -159,7 +163,9 @@ def _background(rng: np.random.Generator, total: int, w: int, h: int) -> np.ndar
     zoom0 = max(1.6 * w / img.shape[1], 1.6 * h / img.shape[0]) * rng.uniform(1.0, 1.6)
     zooms = zoom0 * np.exp(np.linspace(0, rng.uniform(-0.25, 0.25), total))
     pan = rng.uniform(-1, 1, size=2) * 0.015 * w
-    c0 = np.array([img.shape[1], img.shape[0]]) / 2 + rng.uniform(-0.15, 0.15, size=2) * np.array(img.shape[1::-1])
+    c0 = np.array([img.shape[1], img.shape[0]]) / 2 + rng.uniform(-0.15, 0.15, size=2) * np.array(
+        img.shape[1::-1]
+    )
     out = np.zeros((total, h, w, 3), np.uint8)
     for t in range(total):
         z = zooms[t]

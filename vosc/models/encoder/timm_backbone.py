@@ -258,6 +258,7 @@ class TimmBackbone(nn.Module):
         feats = list(self.net(x))
         if self.name == "swin_base":
             # timm returns Swin features channels-last (B, H, W, C)
-            feats = [norm(f).permute(0, 3, 1, 2).contiguous() for norm, f in zip(self.norms, feats)]
+            feats = [norm(f).permute(0, 3, 1, 2).contiguous()
+                     for norm, f in zip(self.norms, feats, strict=True)]
         feats.append(feats[-1])
         return feats

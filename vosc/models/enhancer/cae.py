@@ -114,19 +114,25 @@ class CompressionAwareEnhancer(Enhancer):
                  blocks: int | None = None, cond_dim: int | None = None) -> None:
         super().__init__()
         if size not in SIZES and size != "custom":
-            raise ValueError(f"CompressionAwareEnhancer: unknown size {size!r}; use {list(SIZES)} or 'custom'")
+            raise ValueError(
+                f"CompressionAwareEnhancer: unknown size {size!r}; use {list(SIZES)} or 'custom'"
+            )
         preset = SIZES.get(size, {})
         widths = tuple(widths if widths is not None else preset.get("widths", ()))  # type: ignore[arg-type]
         blocks = int(blocks if blocks is not None else preset.get("blocks", 0))  # type: ignore[arg-type]
         cond_dim = int(cond_dim if cond_dim is not None else preset.get("cond_dim", 0))  # type: ignore[arg-type]
         if not widths or blocks < 1 or cond_dim < 1:
-            raise ValueError(f"CompressionAwareEnhancer: size {size!r} needs widths, blocks >= 1 and cond_dim >= 1")
+            raise ValueError(
+                f"CompressionAwareEnhancer: size {size!r} needs widths, blocks >= 1 and cond_dim >= 1"
+            )
         self.widths, self.blocks, self.cond_dim = widths, blocks, cond_dim
         self.stride = 2 ** (len(widths) - 1)
         self.cond = Conditioning(cond_dim)
         self.head = nn.Conv2d(3 * WINDOW, widths[0], 3, padding=1)
         self.enc = nn.ModuleList(self._stage(w) for w in widths[:-1])
-        self.down = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in itertools.pairwise(widths))
+        self.down = nn.ModuleList(
+            nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in itertools.pairwise(widths)
+        )
         self.mid = self._stage(widths[-1])
         self.up = nn.ModuleList(nn.Conv2d(b, a, 1) for a, b in itertools.pairwise(widths))
         self.dec = nn.ModuleList(self._stage(w) for w in widths[:-1])
@@ -159,7 +165,10 @@ class CompressionAwareEnhancer(Enhancer):
         """
         n, k, c, h, w = window01.shape
         if k != WINDOW or c != 3:
-            raise ValueError(f"CompressionAwareEnhancer: window must be (N, {WINDOW}, 3, H, W), got {tuple(window01.shape)}")
+            raise ValueError(
+                f"CompressionAwareEnhancer: window must be (N, {WINDOW}, 3, H, W), "
+                f"got {tuple(window01.shape)}"
+            )
         cond = self.cond(codec_idx, qps, type_idx)
         ph, pw = (-h) % self.stride, (-w) % self.stride
         x = window01.reshape(n, k * c, h, w) - 0.5
@@ -168,12 +177,12 @@ class CompressionAwareEnhancer(Enhancer):
         x = x.contiguous(memory_format=torch.channels_last)
         x = self.act(self.head(x))
         skips = []
-        for stage, down in zip(self.enc, self.down):
+        for stage, down in zip(self.enc, self.down, strict=False):
             x = self._run(stage, x, cond)
             skips.append(x)
             x = self.act(down(x))
         x = self._run(self.mid, x, cond)
-        for stage, up, skip in zip(reversed(self.dec), reversed(self.up), reversed(skips)):
+        for stage, up, skip in zip(reversed(self.dec), reversed(self.up), reversed(skips), strict=False):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = self._run(stage, up(x) + skip, cond)
         return self.tail(self.act(x))[:, :, :h, :w].contiguous()

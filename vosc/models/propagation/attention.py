@@ -31,7 +31,9 @@ class MultiheadAttention(nn.Module):
         dropout: Attention dropout.
     """
 
-    def __init__(self, d_model: int, num_head: int = 8, use_linear: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self, d_model: int, num_head: int = 8, use_linear: bool = True, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.d_model = d_model
         self.num_head = num_head
@@ -189,12 +191,17 @@ class LocalAttention(nn.Module):
         k2 = k.transpose(1, 2).reshape(b * nh, hd, h, w)
         unfolded = F.unfold(F.pad(k2, (r, r, r, r)), kernel_size=ks).view(b * nh, hd, self.window, h, w)
         qk = ((q2 / hd**0.5).view(b * nh, hd, 1, h, w) * unfolded).sum(dim=1).view(b, nh, self.window, length)
-        inside = F.unfold(F.pad(q.new_ones(1, 1, h, w), (r, r, r, r)), kernel_size=ks).view(1, 1, self.window, length)
+        inside = F.unfold(F.pad(q.new_ones(1, 1, h, w), (r, r, r, r)), kernel_size=ks).view(
+            1, 1, self.window, length
+        )
         attn = torch.softmax(qk + rel_k - (1 - inside) * 1e8, dim=2)
         bias = torch.einsum("bhwn,hcw->bhnc", attn, self.relative_emb_v)
-        ky, kx = torch.meshgrid(torch.arange(h + 2 * r, device=q.device), torch.arange(w + 2 * r, device=q.device),
-                                indexing="ij")
-        qy, qx = torch.meshgrid(torch.arange(h, device=q.device), torch.arange(w, device=q.device), indexing="ij")
+        ky, kx = torch.meshgrid(
+            torch.arange(h + 2 * r, device=q.device), torch.arange(w + 2 * r, device=q.device), indexing="ij"
+        )
+        qy, qx = torch.meshgrid(
+            torch.arange(h, device=q.device), torch.arange(w, device=q.device), indexing="ij"
+        )
         dy = qy.reshape(-1, 1) - ky.reshape(1, -1) + r
         dx = qx.reshape(-1, 1) - kx.reshape(1, -1) + r
         local = (dy.abs() <= r) & (dx.abs() <= r)

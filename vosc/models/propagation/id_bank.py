@@ -22,7 +22,9 @@ def one_hot_ids(masks: Tensor, num_ids: int) -> Tensor:
     if masks.dim() == 3:
         masks = masks.unsqueeze(1)
     if masks.dim() != 4 or masks.shape[1] != 1:
-        raise ValueError(f"masks must be (B,1,H,W) ids or (B,{num_ids},H,W) probabilities, got {tuple(masks.shape)}")
+        raise ValueError(
+            f"masks must be (B,1,H,W) ids or (B,{num_ids},H,W) probabilities, got {tuple(masks.shape)}"
+        )
     ids = torch.arange(num_ids, device=masks.device).view(1, -1, 1, 1)
     return (masks.long() == ids).float()
 

@@ -40,8 +40,17 @@ class LongShortTermTransformer(nn.Module):
         d_model, num_heads, ffn_dim, droppath, max_dis: Block hyper-parameters.
     """
 
-    def __init__(self, num_layers: int = 3, block: str = "slstt", shared_layers: bool = False, d_model: int = 256,
-                 num_heads: int = 8, ffn_dim: int = 1024, droppath: float = 0.1, max_dis: int = 7) -> None:
+    def __init__(
+        self,
+        num_layers: int = 3,
+        block: str = "slstt",
+        shared_layers: bool = False,
+        d_model: int = 256,
+        num_heads: int = 8,
+        ffn_dim: int = 1024,
+        droppath: float = 0.1,
+        max_dis: int = 7,
+    ) -> None:
         super().__init__()
         blocks = {"lstt": LSTTBlock, "slstt": SLSTTBlock}
         if block not in blocks:
