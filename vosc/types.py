@@ -203,13 +203,16 @@ class VOSBatch:
         def mv(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x.to(device, non_blocking=True)
 
+        def req(x: torch.Tensor) -> torch.Tensor:
+            return x.to(device, non_blocking=True)
+
         return replace(
             self,
-            frames=mv(self.frames),
-            masks=mv(self.masks),
-            num_objects=mv(self.num_objects),
-            q=mv(self.q),
-            bits=mv(self.bits),
+            frames=req(self.frames),
+            masks=req(self.masks),
+            num_objects=req(self.num_objects),
+            q=req(self.q),
+            bits=req(self.bits),
             raw_frames=mv(self.raw_frames),
             frame_qps=mv(self.frame_qps),
             frame_types=mv(self.frame_types),

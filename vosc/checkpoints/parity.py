@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from vosc.checkpoints.official import load_official
 from vosc.inference.propagator import Propagator, run_clip
 from vosc.models.variants import build_model
+from vosc.models.vos_model import VOSModel
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def verify_fixture(fixture_dir: Path, depths: list[int] | None = None,
     for key in ("obj_num", "propagated_frames", "depths", "outputs"):
         if key not in expected:
             raise ValueError(f"{fixture_dir / 'expected.pt'}: missing entry {key!r}")
-    model = build_model(name, pretrained=False)
+    model = cast(VOSModel, build_model(name, pretrained=False))
     report = load_official(model, fixture_dir / "checkpoint.pth", strict=True)
     log.info("loaded %s (%d reference keys ignored)", name, len(report.ignored))
     model.eval()

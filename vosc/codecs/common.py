@@ -13,7 +13,7 @@ __all__ = ["PYAV_HINT", "check_frames", "import_av", "picture_type_name", "pyav_
 PYAV_HINT = "install it with `pip install av`"
 
 
-def import_av():  # type: ignore[no-untyped-def]
+def import_av():  # noqa: ANN201 - returns the PyAV module
     """Import PyAV or raise :class:`EncoderNotFoundError` with the install command."""
     try:
         import av

@@ -17,7 +17,7 @@ import re
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class X265Codec(Codec):
         w = width + width % 2
         return max(height + height % 2, MIN_CODED_HEIGHT), (w if w > 64 else MIN_CODED_WIDTH)
 
-    def _context(self, width: int, height: int, q: int, info: bool = False, csv: str | None = None):  # type: ignore[no-untyped-def]
+    def _context(self, width: int, height: int, q: int, info: bool = False, csv: str | None = None) -> Any:
         av = import_av()
         try:
             ctx = av.CodecContext.create(self.encoder, "w")

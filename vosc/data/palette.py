@@ -20,6 +20,7 @@ import struct
 import zlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -33,8 +34,11 @@ from vosc.data.errors import (
 )
 from vosc.utils.io import atomic_path, atomic_write_bytes
 
+_inflater: Any
 try:  # ISA-L inflate is ~5x faster than zlib; optional
-    from isal import isal_zlib as _inflater
+    from isal import isal_zlib as _isal_zlib
+
+    _inflater = _isal_zlib
 except ImportError:  # pragma: no cover - depends on the environment
     _inflater = zlib
 

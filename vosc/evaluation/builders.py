@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from hydra.utils import instantiate
@@ -119,7 +119,7 @@ def build_source(dataset: DictConfig, data_root: str | None, split: str) -> tupl
     if len(source) == 0:
         raise ConfigError(f"dataset {root}: no usable sequence (split={ds.source.get('split')})")
     name = ds.name or Path(str(root)).name
-    return source, OmegaConf.merge(ds, {"name": name})
+    return source, cast(DictConfig, OmegaConf.merge(ds, {"name": name}))
 
 
 def resolve_depths(depths: list[int] | None, model: nn.Module) -> list[int]:

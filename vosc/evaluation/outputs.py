@@ -129,12 +129,12 @@ def _log_wandb(settings: Mapping[str, Any], run_config: Mapping[str, Any], out: 
 
     run = wandb.init(
         project=str(settings["project"]),
-        mode=str(settings["mode"]),
+        mode=str(settings["mode"]),  # type: ignore[arg-type]
         name=settings.get("name"),
         dir=str(out),
         job_type="eval",
         config=dict(run_config),
-    )  # type: ignore[arg-type]
+    )
     try:
         images = {f"rd/{q}": p for q, p in index["plots"].items()}
         log_to_wandb(

@@ -139,7 +139,8 @@ def enhancer_rows(base: RDCurve, enhanced: RDCurve, uncompressed_jf: float | Non
         d_psnr = None if point.psnr is None or other.psnr is None else other.psnr - point.psnr
         d_jf = None if point.jf is None or other.jf is None else other.jf - point.jf
         gap = None
-        if d_jf is not None and uncompressed_jf is not None and uncompressed_jf - point.jf > 1e-12:
+        if d_jf is not None and point.jf is not None and uncompressed_jf is not None \
+                and uncompressed_jf - point.jf > 1e-12:
             gap = d_jf / (uncompressed_jf - point.jf)
         rows.append(
             {
@@ -303,8 +304,9 @@ def log_to_wandb(
     payload: dict[str, Any] = {}
     for key, rows in {"rd/summary": summary_rows(curves), **(tables or {})}.items():
         if rows:
-            columns = list(rows[0].keys())
-            payload[key] = wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])
+            columns = [str(c) for c in rows[0]]
+            table_data = [[r.get(c) for c in columns] for r in rows]
+            payload[key] = wandb.Table(columns=list[str | int](columns), data=table_data)
     for key, image in (images or {}).items():
         payload[key] = wandb.Image(str(image))
     run.log(payload)

@@ -158,7 +158,7 @@ def prepare_frame(
     img = frame.astype(np.float32)
     h, w = size
     if img.shape[:2] != (h, w):
-        img = cv2.resize(img, dsize=(w, h), interpolation=cv2.INTER_CUBIC)
+        img = np.asarray(cv2.resize(img, dsize=(w, h), interpolation=cv2.INTER_CUBIC), dtype=np.float32)
     mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
     std = np.asarray(IMAGENET_STD, dtype=np.float32)
     img = (img / 255.0 - mean) / std

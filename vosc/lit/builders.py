@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hydra
 from hydra.errors import InstantiationException
@@ -48,7 +48,7 @@ def _roots(node: Any, where: str) -> list[tuple[str, str, str]]:
         if "root" in node and "_target_" in node:
             found.append((f"{where}.root", str(node._target_), str(node.root)))
         for key in node:
-            found += _roots(node[key], f"{where}.{key}")
+            found += _roots(node[key], f"{where}.{key!s}")
     elif isinstance(node, ListConfig):
         for i, item in enumerate(node):
             found += _roots(item, f"{where}.{i}")
@@ -151,7 +151,7 @@ def build_module(lit: DictConfig, model: DictConfig, enhancer: DictConfig | None
             network, model_config = load_vos(model, vos_ckpt, seed)
         else:
             network = instantiate(model)
-            model_config = OmegaConf.to_container(model, resolve=True)
+            model_config = cast(dict[str, Any], OmegaConf.to_container(model, resolve=True))
         kwargs = {"model": network, "alpha": parse_alpha(lit.get("alpha", 2.0))}
         if net is not None:
             kwargs |= {"enhancer": net, "enhancer_ckpt": enhancer_ckpt}

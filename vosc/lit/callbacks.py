@@ -235,7 +235,7 @@ class GapCurriculum(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Compute the switch epochs and set them on the training set."""
-        dataset = getattr(trainer.datamodule, "train_set", None)
+        dataset = getattr(getattr(trainer, "datamodule", None), "train_set", None)
         if dataset is None or not hasattr(dataset, "set_gap_schedule"):
             raise TypeError("GapCurriculum needs a VOSDataModule whose train_set has set_gap_schedule()")
         per_epoch = trainer.num_training_batches

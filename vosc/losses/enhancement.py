@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -181,12 +181,13 @@ class VOSTaskLoss(nn.Module):
             Scalar loss.
         """
         from vosc.inference.propagator import Propagator, run_clip  # the model stack is optional for stage 1
+        from vosc.models.base import VOSNetwork
 
         b, t = frames_norm.shape[:2]
         if t < 2 or masks.shape[:2] != (b, t):
             raise ValueError(f"VOSTaskLoss: need T >= 2 frames and masks (B, T, 1, H, W); got frames "
                              f"{tuple(frames_norm.shape)}, masks {tuple(masks.shape)}")
-        prop = Propagator(self.vos_model, long_term_gap=self.long_term_gap)
+        prop = Propagator(cast(VOSNetwork, self.vos_model), long_term_gap=self.long_term_gap)
         clip = run_clip(prop, frames_norm, masks[:, 0], num_objects, teacher=masks)
         losses = [F.cross_entropy(out[max(out)], masks[:, i, 0].long())
                   for i, out in enumerate(clip.frames, start=1)]

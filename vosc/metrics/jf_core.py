@@ -77,8 +77,8 @@ def _matched(src: np.ndarray, other: np.ndarray, kernel: np.ndarray) -> tuple[in
     a = np.ascontiguousarray(src[window]).view(np.uint8)
     b = np.ascontiguousarray(other[window]).view(np.uint8)
     # Dilation is local and every set pixel lies in the window, so cropping is exact.
-    a_near_b = int(np.count_nonzero(a & cv2.dilate(b, kernel)))
-    b_near_a = int(np.count_nonzero(b & cv2.dilate(a, kernel)))
+    a_near_b = int(np.count_nonzero(a & np.asarray(cv2.dilate(b, kernel), dtype=np.uint8)))
+    b_near_a = int(np.count_nonzero(b & np.asarray(cv2.dilate(a, kernel), dtype=np.uint8)))
     return a_near_b, b_near_a
 
 

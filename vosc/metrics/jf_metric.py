@@ -80,6 +80,8 @@ class JFMetric(Metric):
         super().__init__(**kwargs)
         self.exclude_first_last = exclude_first_last
         self.bound_th = bound_th
+        self.stats: list[torch.Tensor]
+        self.names: list[torch.Tensor]
         self.add_state("stats", default=[], dist_reduce_fx="cat")
         self.add_state("names", default=[], dist_reduce_fx="cat")
 

@@ -206,10 +206,9 @@ def _point_from_dict(data: dict[str, Any], where: str) -> RDPoint:
     num = (int, float)
     rt = _get(data, "runtimes", (dict,), where)
     rt_where = f"{where}.runtimes"
-    runtimes = Runtimes(
-        *(float(_get(rt, k, num, rt_where)) for k in ("encode", "decode", "vos", "total")),
-        frames=int(_get(rt, "frames", (int,), rt_where)),
-    )
+    encode, decode, vos, total = (float(_get(rt, k, num, rt_where))
+                                  for k in ("encode", "decode", "vos", "total"))
+    runtimes = Runtimes(encode, decode, vos, total, frames=int(_get(rt, "frames", (int,), rt_where)))
     bpp = float(_get(data, "bpp", num, where))
     if bpp < 0:
         raise RDSchemaError(f"{where}: bpp must be >= 0, got {bpp}")

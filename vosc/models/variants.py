@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -40,11 +40,11 @@ def _compose(name: str, seen: tuple[str, ...]) -> DictConfig:
     raw = OmegaConf.load(path)
     if not isinstance(raw, DictConfig):
         raise ConfigError(f"{path}: a model config must be a mapping")
-    own = OmegaConf.masked_copy(raw, [k for k in raw if k != "defaults"])
+    own = OmegaConf.masked_copy(raw, [str(k) for k in raw if k != "defaults"])
     defaults = list(raw.get("defaults", []))
     if "_self_" not in defaults:
         defaults.append("_self_")  # Hydra >= 1.1: the file's own keys override its defaults
-    merged = OmegaConf.create()
+    merged: Any = OmegaConf.create()
     for entry in defaults:
         if entry == "_self_":
             merged = OmegaConf.merge(merged, own)
@@ -52,7 +52,7 @@ def _compose(name: str, seen: tuple[str, ...]) -> DictConfig:
             merged = OmegaConf.merge(merged, _compose(entry[: -len("@_here_")], (*seen, name)))
         else:
             raise ConfigError(f"{path}: unsupported defaults entry {entry!r} (use '<variant>@_here_')")
-    return merged  # type: ignore[return-value]
+    return cast(DictConfig, merged)
 
 
 def model_config(name: str, **overrides: Any) -> DictConfig:
@@ -65,9 +65,9 @@ def model_config(name: str, **overrides: Any) -> DictConfig:
     cfg = _compose(name, ())
     unknown = sorted(set(overrides) - set(cfg))
     if unknown:
-        valid = sorted(k for k in cfg if k != "_target_")
+        valid = sorted(str(k) for k in cfg if k != "_target_")
         raise ConfigError(f"model={name}: unknown argument(s) {unknown}; valid: {valid}")
-    return OmegaConf.merge(cfg, overrides)  # type: ignore[return-value]
+    return cast(DictConfig, OmegaConf.merge(cfg, overrides))
 
 
 def build_model(name: str, **overrides: Any) -> VOSNetwork:

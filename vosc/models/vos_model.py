@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from vosc.models.base import Memory, VOSNetwork
 from vosc.models.decoder.fpn import FPNDecoder, decoder_input
 from vosc.models.encoder.timm_backbone import TimmBackbone
+from vosc.models.propagation.attention import LocalAttention
 from vosc.models.propagation.id_bank import IDBank, one_hot_ids
 from vosc.models.propagation.memory import LayerMemory
 from vosc.models.propagation.position import PositionEmbeddingSine
@@ -264,5 +265,5 @@ def set_local_attention_impl(model: VOSModel, impl: str) -> None:
     if impl not in ("fast", "unfold"):
         raise ValueError(f"impl must be 'fast' or 'unfold', got {impl!r}")
     for m in model.modules():
-        if m.__class__.__name__ == "LocalAttention":
+        if isinstance(m, LocalAttention):
             m.impl = impl

@@ -64,7 +64,8 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     if img[..., 0].tobytes() == img[..., 1].tobytes():  # grey: tint
         tex *= rng.uniform(0.5, 1.2, size=3)
     else:
-        tex = tex * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-25, 25, size=3)
+        shaded = tex * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-25, 25, size=3)
+        return np.clip(shaded, 0, 255).astype(np.uint8)
     return np.clip(tex, 0, 255).astype(np.uint8)
 
 

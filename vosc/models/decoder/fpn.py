@@ -7,6 +7,7 @@ input conv per depth, everything after it shared).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,7 @@ class FPNDecoder(nn.Module):
         super().__init__()
         self.align_corners = align_corners
         self.scalable = len(in_dims) > 1 if scalable is None else scalable
+        self.conv_in: nn.Module
         if self.scalable:
             self.conv_in = nn.ModuleList(ConvGN(d, hidden_dim, 1) for d in in_dims)
         else:
@@ -71,7 +73,7 @@ class FPNDecoder(nn.Module):
         Returns:
             ``(B, out_dim, h4, w4)`` logits at 1/4 resolution.
         """
-        conv_in = self.conv_in[conv_in_idx] if self.scalable else self.conv_in
+        conv_in = cast(nn.ModuleList, self.conv_in)[conv_in_idx] if self.scalable else self.conv_in
         x = F.relu(conv_in(x))
         x = F.relu(self.conv_16x(self.adapter_16x(shortcuts[-2]) + x))
         x = F.interpolate(x, size=shortcuts[-3].shape[-2:], mode="bilinear", align_corners=self.align_corners)

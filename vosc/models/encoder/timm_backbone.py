@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -52,11 +53,20 @@ class FrozenBatchNormAct2d(nn.Module):
         super().__init__()
         n = bn.num_features
         self.eps = bn.eps
-        self.register_buffer("weight", bn.weight.detach().clone() if bn.affine else torch.ones(n))
-        self.register_buffer("bias", bn.bias.detach().clone() if bn.affine else torch.zeros(n))
-        self.register_buffer("running_mean", bn.running_mean.detach().clone())
-        self.register_buffer("running_var", bn.running_var.detach().clone())
+        w, b, mean, var = bn.weight, bn.bias, bn.running_mean, bn.running_var
+        if mean is None or var is None:
+            raise ValueError(f"{type(bn).__name__} without running statistics cannot be frozen")
+        affine = bn.affine and w is not None and b is not None
+        self.register_buffer("weight", w.detach().clone() if affine and w is not None else torch.ones(n))
+        self.register_buffer("bias", b.detach().clone() if affine and b is not None else torch.zeros(n))
+        self.register_buffer("running_mean", mean.detach().clone())
+        self.register_buffer("running_var", var.detach().clone())
         self.act = bn.act if isinstance(bn, BatchNormAct2d) else nn.Identity()
+
+    weight: Tensor
+    bias: Tensor
+    running_mean: Tensor
+    running_var: Tensor
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, H, W)`` → same shape."""
@@ -179,6 +189,7 @@ class TimmBackbone(nn.Module):
             raise ConfigError(f"model.encoder={name!r} is not a known backbone; valid choices: "
                               f"{sorted(TIMM_NAMES)}")
         self.name = name
+        self.net: Any  # a timm model (its stage attributes differ per family)
         use_hub = pretrained is True
         if name.startswith("mobilenetv2"):
             self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, output_stride=16,

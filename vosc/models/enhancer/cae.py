@@ -26,6 +26,8 @@ layout tensor cores want on a GPU. Inputs and outputs are ordinary tensors; stat
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -118,9 +120,9 @@ class CompressionAwareEnhancer(Enhancer):
                 f"CompressionAwareEnhancer: unknown size {size!r}; use {list(SIZES)} or 'custom'"
             )
         preset = SIZES.get(size, {})
-        widths = tuple(widths if widths is not None else preset.get("widths", ()))  # type: ignore[arg-type]
-        blocks = int(blocks if blocks is not None else preset.get("blocks", 0))  # type: ignore[arg-type]
-        cond_dim = int(cond_dim if cond_dim is not None else preset.get("cond_dim", 0))  # type: ignore[arg-type]
+        widths = tuple(widths if widths is not None else cast(Sequence[int], preset.get("widths", ())))
+        blocks = int(blocks if blocks is not None else cast(int, preset.get("blocks", 0)))
+        cond_dim = int(cond_dim if cond_dim is not None else cast(int, preset.get("cond_dim", 0)))
         if not widths or blocks < 1 or cond_dim < 1:
             raise ValueError(
                 f"CompressionAwareEnhancer: size {size!r} needs widths, blocks >= 1 and cond_dim >= 1"
@@ -139,15 +141,15 @@ class CompressionAwareEnhancer(Enhancer):
         self.act = nn.LeakyReLU(0.1, inplace=True)
         self.tail = nn.Conv2d(widths[0], 3, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        nn.init.zeros_(cast(Tensor, self.tail.bias))
         self.to(memory_format=torch.channels_last)
 
     def _stage(self, channels: int) -> nn.ModuleList:
         return nn.ModuleList(FiLMResBlock(channels, self.cond_dim) for _ in range(self.blocks))
 
     @staticmethod
-    def _run(stage: nn.ModuleList, x: Tensor, cond: Tensor) -> Tensor:
-        for block in stage:
+    def _run(stage: nn.Module, x: Tensor, cond: Tensor) -> Tensor:
+        for block in cast(nn.ModuleList, stage):
             x = block(x, cond)
         return x
 

@@ -15,6 +15,8 @@ to float rounding.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -146,7 +148,7 @@ class LocalAttention(nn.Module):
         b, length, c = q.shape
         nh = self.num_head
         weight = self.relative_emb_k.weight.view(nh, self.window, c // nh)
-        bias = self.relative_emb_k.bias.view(1, nh, 1, self.window)
+        bias = cast(Tensor, self.relative_emb_k.bias).view(1, nh, 1, self.window)
         return torch.matmul(q.view(b, length, nh, c // nh).transpose(1, 2), weight.transpose(1, 2)) + bias
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, size_2d: tuple[int, int]) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 from vosc.models.propagation.lstt_block import LSTTBlock, LSTTBlockBase
@@ -68,7 +70,7 @@ class LongShortTermTransformer(nn.Module):
 
     def block(self, i: int) -> LSTTBlockBase:
         """The block applied as layer ``i``."""
-        return self.layer if self.shared_layers else self.layers[i]
+        return cast(LSTTBlockBase, self.layer if self.shared_layers else self.layers[i])
 
     def norm(self, i: int, x: Tensor) -> Tensor:
         """Output norm of layer ``i`` applied to ``x`` ``(B, L, C)``."""
