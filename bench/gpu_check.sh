@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# GPU readiness check (README "GPU check"): installs vosc with the README's install command, then runs
+# bench/gpu_check.py. Usage, from anywhere:
+#   bash bench/gpu_check.sh [gpu_check.py options]          e.g. --json gpu_check.json --reference /tmp/aotref
+#   VOSC_SKIP_INSTALL=1 bash bench/gpu_check.sh ...         environment already installed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ "${VOSC_SKIP_INSTALL:-0}" != "1" ]]; then
+  pip install -e '.[dev]'
+fi
+python -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'available', torch.cuda.is_available())"
+exec python bench/gpu_check.py "$@"
