@@ -41,8 +41,8 @@ QUIET = [
     "logger=none",
     "callbacks=none",
     "trainer.enable_progress_bar=false",
-    "+trainer.enable_checkpointing=false",
-    "+trainer.enable_model_summary=false",
+    "++trainer.enable_checkpointing=false",
+    "++trainer.enable_model_summary=false",
     "trainer.limit_val_batches=0",
     "trainer.num_sanity_val_steps=0",
 ]
@@ -282,6 +282,21 @@ def data_wait_run(
     }
 
 
+def _share(box: Box, items_left: int) -> float:
+    """Monotonic deadline of the next item: an equal share of what is left of the box."""
+    return time.monotonic() + max(box.left() - 2.0, 0.0) / max(items_left, 1)
+
+
+def _train_skip(device: torch.device, tiny: bool, model: str, prec: str) -> str | None:
+    if device.type == "cpu" and prec == "16-mixed":
+        return "16-mixed needs CUDA (Lightning's CPU autocast is bf16 only)"
+    if tiny and model != "aost":
+        return "tiny mode: only aost"
+    if device.type == "cuda" and prec == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+        return "bf16 not supported by this GPU"
+    return None
+
+
 def training(
     box: Box,
     work: Path,
@@ -291,25 +306,18 @@ def training(
     models: list[str],
     precisions: list[str],
 ) -> dict[str, Any]:
-    """The throughput items: every model x precision."""
+    """The throughput items: every model x precision; each gets a fair share of what is left of the box
+    (its fit stops at the end of that share, with the steps done so far)."""
     warmup = 1 if tiny else 5
-    for model in models:
-        for prec in precisions:
-            skip = None
-            if device.type == "cpu" and prec == "16-mixed":
-                skip = "16-mixed needs CUDA (Lightning's CPU autocast is bf16 only)"
-            elif tiny and model != "aost":
-                skip = "tiny mode: only aost"
-            elif device.type == "cuda" and prec == "bf16-mixed" and not torch.cuda.is_bf16_supported():
-                skip = "bf16 not supported by this GPU"
-            box.item(
-                f"{model} {prec}",
-                lambda m=model, p=prec: throughput_run(
-                    work, tiny, m, p, steps, warmup, device, box.deadline - 2.0
-                ),
-                min_left_s=3.0 if tiny else 10.0,
-                skip=skip,
-            )
+    plan = [(m, p, _train_skip(device, tiny, m, p)) for m in models for p in precisions]
+    left = sum(skip is None for *_, skip in plan)
+    for model, prec, skip in plan:
+
+        def fn(m: str = model, p: str = prec, k: int = left) -> dict[str, Any]:
+            return throughput_run(work, tiny, m, p, steps, warmup, device, _share(box, k))
+
+        box.item(f"{model} {prec}", fn, min_left_s=3.0 if tiny else 10.0, skip=skip)
+        left -= skip is None
     return {"steps_requested": steps}
 
 
@@ -318,11 +326,11 @@ def data_wait(
 ) -> dict[str, Any]:
     """The data-wait items: x265 clip and sequence mode."""
     prec = "16-mixed" if device.type == "cuda" else CPU_PRECISION
-    for mode in ("clip", "sequence"):
+    for n, mode in enumerate(("clip", "sequence")):
         box.item(
             f"x265 {mode} mode, {workers} workers",
-            lambda m=mode: data_wait_run(
-                work, tiny, m, workers, prec, steps, 1 if tiny else 3, device, box.deadline - 2.0
+            lambda m=mode, k=2 - n: data_wait_run(
+                work, tiny, m, workers, prec, steps, 1 if tiny else 3, device, _share(box, k)
             ),
             min_left_s=3.0 if tiny else 10.0,
         )
