@@ -85,50 +85,37 @@ def inference(
     reference: Path | None,
 ) -> dict[str, Any]:
     """FPS items (see the module docstring); returns the published table and the comparison."""
-    from model_speed import OursRunner, ReferenceRunner, make_inputs
+    from model_speed import OursRunner, make_inputs
 
     clip, mask0 = make_inputs(size, 2, 1 + warmup + frames, device)
     runners: dict[str, Any] = {}
     fps: dict[str, float] = {}
+
+    def run_ours(variant: str, depth: int, dtype: torch.dtype | None, compiled: bool) -> dict[str, Any]:
+        key = f"{variant}/{compiled}"
+        if key not in runners:
+            torch.manual_seed(0)
+            runners[key] = OursRunner(variant, device)
+            if compiled:
+                _compile(runners[key].model, compile_backend)
+        out = _time(runners[key], depth, clip, mask0, warmup, device, dtype)
+        return out | {"compile_backend": compile_backend if compiled else None}
+
     for compiled in (False, True):
         for label, variant, depth, _official in MODELS:
             for prec, dtype in (("fp32", None), ("fp16", torch.float16)):
                 name = f"{label} {prec} {'compiled' if compiled else 'eager'}"
-                skip = "tiny mode: not run" if tiny and label not in TINY_MODELS else None
-                if tiny and label != "aost n'=1" and (compiled or dtype is not None):
-                    skip = "tiny mode: fp16 and compile only for aost n'=1"
-                elif tiny and compiled and dtype is not None:
-                    skip = "tiny mode: compile only in fp32"
-
-                def fn(
-                    variant: str = variant,
-                    depth: int = depth,
-                    dtype: torch.dtype | None = dtype,
-                    compiled: bool = compiled,
-                    key: str = f"{variant}/{compiled}",
-                ) -> dict[str, Any]:
-                    if key not in runners:
-                        torch.manual_seed(0)
-                        runners[key] = OursRunner(variant, device)
-                        if compiled:
-                            _compile(runners[key].model, compile_backend)
-                    out = _time(runners[key], depth, clip, mask0, warmup, device, dtype)
-                    return out | {"compile_backend": compile_backend if compiled else None}
-
-                entry = box.item(name, fn, min_left_s=30.0 if compiled and not tiny else 3.0, skip=skip)
+                entry = box.item(
+                    name,
+                    lambda v=variant, d=depth, t=dtype, c=compiled: run_ours(v, d, t, c),
+                    min_left_s=30.0 if compiled and not tiny else 3.0,
+                    skip=_infer_skip(tiny, label, dtype, compiled),
+                )
                 if entry["status"] == "ok":
                     fps[name] = entry["fps"]
-        if not compiled:
-            for key in [k for k in runners if k.endswith("/False")]:
-                del runners[key]
-    if reference is not None:
-        ref = ReferenceRunner(reference, "aost", device)
-        for depth in (1, 2, 3):
-            box.item(
-                f"official aost n'={depth} fp32 eager (reference)",
-                lambda d=depth: _reference(ref, d, clip, mask0, warmup, fps.get(f"aost n'={d} fp32 eager")),
-                min_left_s=5.0,
-            )
+        runners.clear()
+        if not compiled and reference is not None:  # before the compiled items, which may use up the box
+            _reference_items(box, reference, device, clip, mask0, warmup, fps)
     comparison = []
     for label, _variant, _depth, official in MODELS:
         pub = next((p["fps"] for p in PUBLISHED_FPS if p["model"] == official), None)
@@ -151,6 +138,39 @@ def inference(
         "published_fps": {"source": MODEL_ZOO, "note": PUBLISHED_NOTE, "rows": PUBLISHED_FPS},
         "comparison": comparison,
     }
+
+
+def _infer_skip(tiny: bool, label: str, dtype: torch.dtype | None, compiled: bool) -> str | None:
+    if tiny and label not in TINY_MODELS:
+        return "tiny mode: not run"
+    if tiny and label != "aost n'=1" and (compiled or dtype is not None):
+        return "tiny mode: fp16 and compile only for aost n'=1"
+    if tiny and compiled and dtype is not None:
+        return "tiny mode: compile only in fp32"
+    return None
+
+
+def _reference_items(
+    box: Box,
+    path: Path,
+    device: torch.device,
+    clip: torch.Tensor,
+    mask0: torch.Tensor,
+    warmup: int,
+    fps: dict[str, float],
+) -> None:
+    """The official AOST (pure-torch path, ``bench/model_speed.py``'s runner) at n' = 1/2/3, fp32 eager."""
+    from model_speed import ReferenceRunner
+
+    runner: list[Any] = []
+
+    def fn(depth: int) -> dict[str, Any]:
+        if not runner:
+            runner.append(ReferenceRunner(path, "aost", device))
+        return _reference(runner[0], depth, clip, mask0, warmup, fps.get(f"aost n'={depth} fp32 eager"))
+
+    for depth in (1, 2, 3):
+        box.item(f"official aost n'={depth} fp32 eager (reference)", lambda d=depth: fn(d), min_left_s=5.0)
 
 
 def _reference(
