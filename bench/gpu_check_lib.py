@@ -111,6 +111,7 @@ def run_part(name: str, fn: Callable[[Box], dict[str, Any] | None], budget_s: fl
     skipped (or the budget is 0), otherwise ``ok``.
     """
     box = Box(budget_s)
+    cpu0 = time.process_time()
     part: dict[str, Any] = {
         "status": "ok",
         "seconds": 0.0,
@@ -131,6 +132,7 @@ def run_part(name: str, fn: Callable[[Box], dict[str, Any] | None], budget_s: fl
             status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-2000:]
         )
     part["seconds"] = round(time.monotonic() - box.start, 3)
+    part["cpu_s"] = round(time.process_time() - cpu0, 2)  # this process only (not workers / DDP ranks)
     statuses = {i["status"] for i in box.items}
     if part["status"] != "failed":
         if "failed" in statuses:
