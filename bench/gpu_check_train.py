@@ -19,6 +19,7 @@ timing callback (:class:`StepTimer`) is added. ``--tiny`` composes ``experiment=
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -218,8 +219,11 @@ def throughput_run(
         collate_fn=_first,
     )
     module = _module(cfg)
-    if device.type == "cuda":
+    if device.type == "cuda":  # the previous items' models and optimiser state must not count
+        gc.collect()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     trainer.fit(module, train_dataloaders=loader)
     out = {
         "model": model,
@@ -232,7 +236,7 @@ def throughput_run(
     if device.type == "cuda":
         out["peak_mem_allocated_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
         out["peak_mem_reserved_gb"] = torch.cuda.max_memory_reserved(device) / 2**30
-        torch.cuda.empty_cache()
+        out["mem_allocated_before_fit_gb"] = before / 2**30
     return out
 
 
