@@ -35,7 +35,7 @@ def _aot_fixture(
 ) -> dict[str, Any]:
     from vosc.checkpoints.official import load_official
     from vosc.checkpoints.parity import _load, run_depth
-    from vosc.models.vos_model import build_model
+    from vosc.models.variants import build_model
 
     expected, inputs = _load(folder / "expected.pt"), _load(folder / "inputs.pt")
     model = build_model(str(expected["model"]), pretrained=False)
@@ -158,7 +158,7 @@ def jf_item(box: Box, fixtures: Path, device: torch.device) -> None:
         from vosc.checkpoints.official import load_official
         from vosc.checkpoints.parity import _load
         from vosc.metrics.jf import aggregate, evaluate_sequence
-        from vosc.models.vos_model import build_model
+        from vosc.models.variants import build_model
 
         inputs, expected = _load(folder / "inputs.pt"), _load(folder / "expected.pt")
         frames = inputs["raw_frames"].numpy()
