@@ -124,3 +124,22 @@ def test_sweep_jobs_are_named_after_their_overrides_and_fdr_writes_no_checkpoint
         assert not list(job.rglob("*.ckpt")), sorted(p.name for p in job.rglob("*.ckpt"))
         saved = OmegaConf.load(job / ".hydra" / "config.yaml")
         assert saved.callbacks.model_checkpoint.save_last is False
+
+
+def test_synthetic_cli_keeps_an_existing_set_or_regenerates_it_with_force(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vosc.data.synthetic import main
+
+    out = tmp_path / "synth"
+    args = ["--out", str(out), "--videos", "1", "--frames", "3", "--size", "48x32"]
+    main(args)
+    stamp = (out / "synthetic.json").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="vosc.data.synthetic"):
+        main(args)
+    assert "already holds this synthetic set: kept the existing data (--force regenerates it)" in caplog.text
+    assert (out / "synthetic.json").stat().st_mtime_ns == stamp
+    with pytest.raises(SystemExit, match="other parameters.*--force regenerates it"):
+        main([*args[:-2], "--size", "64x32"])
+    main([*args[:-2], "--size", "64x32", "--force"])
+    assert '"width": 64' in (out / "synthetic.json").read_text()
