@@ -29,16 +29,20 @@ built; each constructor checks its own arguments (backbone, depths, alpha, q). E
 
 from __future__ import annotations
 
-import logging
 import os
-from pathlib import Path
-from typing import Any
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: idle threads sleep, not spin
 
-from vosc.config import ConfigError
-from vosc.lit import builders
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from vosc.config import ConfigError  # noqa: E402
+from vosc.lit import builders  # noqa: E402
+from vosc.utils.threads import resolve_threads  # noqa: E402
 
 log = logging.getLogger("vosc.train")
 
@@ -150,8 +154,11 @@ def run(cfg: DictConfig) -> float | None:
     validate_config(cfg)
     apply_debug(cfg, _choice("debug"))
     threads = torch.get_num_threads()
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    wanted = resolve_threads(cfg.get("threads"), int(cfg.data.get("num_workers") or 0))
+    if wanted is not None:
+        torch.set_num_threads(wanted)
+        log.info("torch intra-op threads: %d (threads=%s; OMP_WAIT_POLICY=%s)", wanted, cfg.get("threads"),
+                 os.environ.get("OMP_WAIT_POLICY"))
     try:
         L.seed_everything(int(cfg.seed), workers=True)
         datamodule, module, trainer = build(cfg)

@@ -143,3 +143,17 @@ def test_synthetic_cli_keeps_an_existing_set_or_regenerates_it_with_force(
         main([*args[:-2], "--size", "64x32"])
     main([*args[:-2], "--size", "64x32", "--force"])
     assert '"width": 64' in (out / "synthetic.json").read_text()
+
+
+def test_default_threads_are_auto_one_per_process_on_small_machines() -> None:
+    from vosc.utils.threads import auto_threads, resolve_threads
+
+    cfg = _compose([])  # python train.py: experiment=quickstart
+    assert cfg.threads == "auto" and cfg.data.num_workers == 1
+    assert auto_threads(workers=1, cores=2) == 1 and auto_threads(workers=0, cores=2) == 1
+    assert auto_threads(workers=2, cores=8) == 3 and auto_threads(workers=0, cores=64) == 4
+    assert resolve_threads("auto", 1) == auto_threads(1) and resolve_threads(3) == 3
+    assert resolve_threads(None) is None
+    with pytest.raises(ValueError, match="threads must be 'auto', null or a positive integer, got 'many'"):
+        resolve_threads("many")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # tests/conftest.py and the entry points default it
