@@ -19,6 +19,8 @@ log = logging.getLogger("vosc.evaluate")
 __all__ = ["bd_tables", "enhancer_tables", "merge_curves", "pick_anchor", "write_reports"]
 
 
+#: Report order of codecs (others follow alphabetically): the first compressed one is the default BD anchor.
+CODEC_ORDER = ("none", "x265", "vvenc")
 #: Provenance keys that must agree for curves of one report (same model, data and inference settings).
 _RUN_KEYS = ("model", "checkpoint_hash", "dataset")
 _RUN_EXTRA = ("model_fingerprint", "segmenter", "max_frames", "resize_long_edge", "references")
@@ -55,7 +57,7 @@ def merge_curves(folder: Path, curves: dict[tuple[str, int, bool], Any]) -> dict
         curves: This run's curves by ``(codec, depth, enhanced)``.
 
     Returns:
-        All curves of the report by ``(codec, depth, enhanced)``: this run's codecs first, then depth and
+        All curves of the report by ``(codec, depth, enhanced)``, in :data:`CODEC_ORDER`, then depth and
         enhancer.
     """
     from vosc.metrics.rd import RDCurve, RDSchemaError
@@ -87,10 +89,9 @@ def merge_curves(folder: Path, curves: dict[tuple[str, int, bool], Any]) -> dict
                 new.points = sorted([*new.points, *kept], key=lambda p: -1 if p.q is None else p.q)
                 log.info("%s: kept %d earlier point(s) q=%s from %s", new.label, len(kept),
                          [p.q for p in kept], path)
-    codecs = list(dict.fromkeys(k[0] for k in curves))
-    order = {c: i for i, c in enumerate(codecs)}
+    order = {c: i for i, c in enumerate(CODEC_ORDER)}  # stable: the default BD anchor must not depend on
     return dict(sorted(merged.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][0], kv[0][1],
-                                                       kv[0][2])))
+                                                       kv[0][2])))  # which part of a ladder ran last
 
 
 def pick_anchor(anchor: Any, curves: list[Any]) -> Any:
