@@ -3,7 +3,7 @@
 Examples::
 
     python evaluate.py                                         # random-init small AOST, synthetic set (smoke)
-    python evaluate.py ckpt=outputs/train/runs/<time>/checkpoints/last.ckpt dataset=davis2017 ladder=x265
+    python evaluate.py ckpt=outputs/quickstart/runs/<time>/checkpoints/last.ckpt dataset=davis2017 ladder=x265
     python evaluate.py ckpt=save_step_100000.pth model=aotl dataset=davis2016 ladder=paper depths=[3]
     python evaluate.py ckpt=... dataset=folder data_root=/data/DAVIS ladder.points=[none,x265:32,x265:42]
     python evaluate.py ckpt=... enhancer=both enhancer_ckpt=enh.ckpt model/enhancer@enhancer_net=cae_base
@@ -26,21 +26,25 @@ range, missing dataset root, a depth the model cannot decode at), with an error 
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-from typing import Any
+import os
 
-import hydra
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: idle threads sleep, not spin
 
-from vosc.checkpoints.loading import weights_fingerprint
-from vosc.config import ConfigError
-from vosc.evaluation import builders
-from vosc.evaluation.outputs import write_reports
+import logging  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from vosc.checkpoints.loading import weights_fingerprint  # noqa: E402
+from vosc.config import ConfigError  # noqa: E402
+from vosc.evaluation import builders  # noqa: E402
+from vosc.evaluation.outputs import write_reports  # noqa: E402
 
 log = logging.getLogger("vosc.evaluate")
 

@@ -4,11 +4,20 @@ generated synthetic dataset."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-import torch
+# Threads of the test session (README "Threads"): idle OpenMP threads sleep, and subprocesses (train.py,
+# evaluate.py) get one intra-op thread unless the caller set OMP_NUM_THREADS; in-process tests run on one
+# torch thread (VOSC_TEST_THREADS=<n> to change it). Tests that need a fixed count set it themselves.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("VOSC_TEST_THREADS", "1")))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VOSC_SHARED", REPO_ROOT.parent / "shared"))

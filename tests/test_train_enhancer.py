@@ -59,7 +59,7 @@ def s1_ckpt(davis: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Stage 1 through the real CLI (a subprocess), one step: the run folder's last.ckpt."""
     out = tmp_path_factory.mktemp("s1")
     cmd = [sys.executable, "train.py", "experiment=enhancer_s1_x265", *TINY, davis, "debug=fdr",
-           f"paths.root_dir={out}", f"hydra.run.dir={out}/run"]
+           "callbacks.model_checkpoint.save_last=true", f"paths.root_dir={out}", f"hydra.run.dir={out}/run"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -159,7 +159,8 @@ def test_bad_enhancer_configs_fail_before_training(overrides: list[str], match: 
 
 def test_stage3_joint_run_validates_with_the_enhancer_and_checkpoints_both(s1_ckpt: Path, davis: str,
                                                                            tmp_path: Path) -> None:
-    cfg = _compose(["experiment=enhancer_s3_x265", davis, *TINY, "debug=fdr", f"enhancer_ckpt={s1_ckpt}"],
+    cfg = _compose(["experiment=enhancer_s3_x265", davis, *TINY, "debug=fdr", f"enhancer_ckpt={s1_ckpt}",
+                    "callbacks.model_checkpoint.save_last=true"],
                    tmp_path, tmp_path / "run")
     train.run(cfg)  # one joint step + validation (EMA weights) on enhanced frames
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

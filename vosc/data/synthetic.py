@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
+from pathlib import Path
 
-from vosc.data.sources.synthetic import generate_synthetic
+from vosc.data.errors import DatasetLayoutError
+from vosc.data.sources.synthetic import MANIFEST, generate_synthetic
+
+log = logging.getLogger("vosc.data.synthetic")
 
 __all__ = ["generate_synthetic", "main"]
 
@@ -13,7 +18,9 @@ __all__ = ["generate_synthetic", "main"]
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and generate the set."""
     p = argparse.ArgumentParser(description="Generate synthetic VOS videos (skimage photo cut-outs).")
-    p.add_argument("--out", required=True, help="output folder (absent or empty)")
+    p.add_argument("--out", required=True,
+                   help="output folder (absent, empty, or a synthetic set: kept if it has the same parameters)")
+    p.add_argument("--force", action="store_true", help="regenerate a synthetic set that is already in --out")
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", default="160x96", help="WxH")
@@ -31,8 +38,21 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     logging.basicConfig(level=logging.INFO)
-    generate_synthetic(args.out, args.videos, args.frames, (w, h), args.seed, args.objects, args.layout,
-                       style=args.style, distractors=args.distractors)
+    out = Path(args.out)
+    kwargs = {"style": args.style, "distractors": args.distractors}
+    params = (args.videos, args.frames, (w, h), args.seed, args.objects, args.layout)
+    if (out / MANIFEST).is_file():
+        if not args.force:
+            try:
+                generate_synthetic(out, *params, **kwargs)  # same parameters: nothing to do
+            except DatasetLayoutError as exc:
+                raise SystemExit(f"{exc}; --force regenerates it with the given parameters") from None
+            log.info("%s already holds this synthetic set: kept the existing data (--force regenerates it)",
+                     out)
+            return
+        log.info("--force: removing the synthetic set in %s to regenerate it", out)
+        shutil.rmtree(out)
+    generate_synthetic(out, *params, **kwargs)
 
 
 if __name__ == "__main__":

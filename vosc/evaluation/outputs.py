@@ -3,6 +3,7 @@ the W&B run, submissions and the ``evaluation.json`` index."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -15,25 +16,137 @@ from vosc.config import ConfigError
 
 log = logging.getLogger("vosc.evaluate")
 
-__all__ = ["enhancer_tables", "pick_anchor", "write_reports"]
+__all__ = ["bd_tables", "enhancer_tables", "merge_curves", "pick_anchor", "write_reports"]
+
+
+#: Report order of codecs (others follow alphabetically): the first compressed one is the default BD anchor.
+CODEC_ORDER = ("none", "x265", "vvenc")
+#: Provenance keys that must agree for curves of one report (same model, data and inference settings).
+_RUN_KEYS = ("model", "checkpoint_hash", "dataset")
+_RUN_EXTRA = ("model_fingerprint", "segmenter", "max_frames", "resize_long_edge", "references")
+#: ... and, in addition, for points of one curve (same encoder and enhancer).
+_CURVE_KEYS = ("codec", "depth", "enhancer", "encoder_version")
+_CURVE_EXTRA = ("codec_params", "enhancer_fingerprint")
+
+
+def _same(a: Any, b: Any, keys: tuple[str, ...], extra: tuple[str, ...]) -> bool:
+    """Whether two curves agree on the provenance ``keys`` and ``extra`` entries (compared as JSON)."""
+    def plain(curve: Any) -> str:
+        p = curve.provenance
+        return json.dumps([[getattr(p, k) for k in keys], [p.extra.get(k) for k in extra]], default=str)
+
+    return plain(a) == plain(b)
+
+
+def _key(curve: Any) -> tuple[str, int, bool]:
+    p = curve.provenance
+    return p.codec, p.depth, bool(p.enhancer)
+
+
+def merge_curves(folder: Path, curves: dict[tuple[str, int, bool], Any]) -> dict[tuple[str, int, bool], Any]:
+    """This run's curves merged with every compatible result already in ``folder`` (``<out_dir>/<dataset>``).
+
+    A partial re-run (fewer operating points or depths) into the same ``out_dir`` keeps what earlier runs
+    computed: points of an earlier ``<codec>/rd_d<depth>[_enh].json`` whose ``q`` this run did not compute are
+    kept in the curve, and curves this run did not touch are added, when they come from the same model,
+    checkpoint, dataset and inference settings (and, for points of one curve, the same encoder and enhancer).
+    Results computed with other inputs are left on disk, out of the report, with a warning naming the file.
+
+    Args:
+        folder: ``<out_dir>/<dataset>``.
+        curves: This run's curves by ``(codec, depth, enhanced)``.
+
+    Returns:
+        All curves of the report by ``(codec, depth, enhanced)``, in :data:`CODEC_ORDER`, then depth and
+        enhancer.
+    """
+    from vosc.metrics.rd import RDCurve, RDSchemaError
+
+    merged = dict(curves)
+    reference = next(iter(curves.values()), None)
+    for path in sorted(folder.glob("*/rd_d*.json")):
+        try:
+            old = RDCurve.load(path)
+        except (RDSchemaError, OSError) as exc:
+            log.warning("earlier result %s not in the report: unreadable (%s)", path, exc)
+            continue
+        key = _key(old)
+        if reference is None or not _same(old, reference, _RUN_KEYS, _RUN_EXTRA):
+            log.warning("earlier result %s not in the report: computed with another model, checkpoint, "
+                        "dataset or inference settings%s", path,
+                        "; this run's curve replaces the file" if key in curves else "")
+            continue
+        new = merged.get(key)
+        if new is None:
+            merged[key] = old
+            log.info("report includes the earlier curve %s (%s)", old.label, path)
+        elif not _same(old, new, _CURVE_KEYS, _CURVE_EXTRA):
+            log.warning("earlier points of %s in %s are replaced: other encoder or enhancer", new.label, path)
+        else:
+            have = {p.q for p in new.points}
+            kept = [p for p in old.points if p.q not in have]
+            if kept:
+                new.points = sorted([*new.points, *kept], key=lambda p: -1 if p.q is None else p.q)
+                log.info("%s: kept %d earlier point(s) q=%s from %s", new.label, len(kept),
+                         [p.q for p in kept], path)
+    order = {c: i for i, c in enumerate(CODEC_ORDER)}  # stable: the default BD anchor must not depend on
+    return dict(sorted(merged.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][0], kv[0][1],
+                                                       kv[0][2])))  # which part of a ladder ran last
 
 
 def pick_anchor(anchor: Any, curves: list[Any]) -> Any:
-    """The BD anchor: a label of ``curves``, an RD JSON path, or (``None``) the first compressed curve."""
+    """The BD anchors: ``{depth: curve}``.
+
+    * ``None`` (default): per depth, the first compressed curve without enhancer at that depth, so that
+      curves are compared at equal depth only (``x265 d3`` against ``vvenc d3``, never across depths);
+    * a codec name (``vvenc``): that codec's curve without enhancer at every depth;
+    * a curve label of this report (``"x265 d3"``) or an RD JSON file: that one curve, compared with the
+      curves at its depth (every curve when the file has no depth).
+
+    Raises:
+        ConfigError: ``anchor`` is none of the above, naming the curves of the report.
+    """
     from vosc.metrics.rd import RDCurve
 
-    compressed = [c for c in curves if c.provenance.codec != "none" and not c.provenance.enhancer]
-    if anchor is None:
-        return compressed[0] if compressed else None
+    plain = [c for c in curves if c.provenance.codec != "none" and not c.provenance.enhancer]
+    if anchor is None or str(anchor) in {c.provenance.codec for c in plain}:
+        out: dict[Any, Any] = {}
+        for c in plain:
+            if anchor is None or c.provenance.codec == str(anchor):
+                out.setdefault(c.provenance.depth, c)
+        return out
     for c in curves:
         if c.label == str(anchor):
-            return c
+            return {c.provenance.depth: c}
     path = Path(str(anchor)).expanduser()
     if path.is_file():
-        return RDCurve.load(path)
+        loaded = RDCurve.load(path)
+        return {loaded.provenance.depth: loaded}
     raise ConfigError(
-        f"anchor={anchor!r} is neither a curve of this run ({[c.label for c in curves]}) nor an RD JSON file"
+        f"anchor={anchor!r} is neither a codec ({sorted({c.provenance.codec for c in plain})}), a curve of "
+        f"this report ({[c.label for c in curves]}) nor an RD JSON file"
     )
+
+
+def bd_tables(curves: list[Any], anchors: Mapping[Any, Any]) -> dict[str, list[dict]]:
+    """``bd_jf`` and ``bd_psnr`` rows: every compressed curve against the anchor of its depth (never itself).
+
+    An anchor of depth ``None`` (an RD JSON file without depth) is compared with every curve.
+    """
+    from vosc.evaluation.report import bd_rows
+
+    tables: dict[str, list[dict]] = {"bd_jf": [], "bd_psnr": []}
+    for depth, anchor in anchors.items():
+        tests = [c for c in curves if c.provenance.codec != "none" and c is not anchor
+                 and (depth is None or c.provenance.depth == depth)]
+        if tests:
+            tables["bd_jf"] += bd_rows(tests, anchor, "jf")
+            tables["bd_psnr"] += bd_rows(tests, anchor, "psnr")
+    if anchors and not tables["bd_jf"]:
+        log.info("no BD tables: no other compressed curve at the anchor's depth (%s); give "
+                 "anchor=<RD JSON of another run> to compare against it",
+                 ", ".join(a.label for a in anchors.values()))
+    return tables
 
 
 def enhancer_tables(curves: dict[tuple[str, int, bool], Any]) -> tuple[list[dict], list[dict]]:
@@ -78,10 +191,10 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
         run_config: The run's configuration, stored with the W&B run.
         wall_s: Wall seconds of the run so far.
     """
-    from vosc.evaluation.report import bd_rows, plot_rd, summary_rows, write_table
+    from vosc.evaluation.report import plot_rd, summary_rows, write_table
 
     out = Path(str(out_dir)) / sweep.dataset
-    curves = sweep.curves()
+    curves = merge_curves(out, sweep.curves())
     index: dict[str, Any] = {"dataset": sweep.dataset, "curves": {}, "tables": {}, "plots": {}, "bd": {},
                              "computed": sweep.computed, "resumed": sweep.resumed, "wall_s": wall_s}
     for (codec, depth, enhanced), curve in curves.items():
@@ -91,12 +204,10 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
     by_bpp = [p for c in ordered for p in sorted(c.points, key=lambda x: x.bpp)]  # the order of summary_rows
     for row, point in zip(tables["summary"], by_bpp, strict=True):
         row["enhance_s"] = point.extra.get("enhance_s")
-    anchor = pick_anchor(anchor, ordered)
-    compressed = [c for c in ordered if c.provenance.codec != "none"]
-    if anchor is not None and compressed:
-        tables["bd_jf"] = bd_rows(compressed, anchor, "jf")
-        tables["bd_psnr"] = bd_rows(compressed, anchor, "psnr")
-        index["bd"]["anchor"] = anchor.label
+    anchors = pick_anchor(anchor, ordered)
+    tables.update(bd_tables(ordered, anchors))
+    if tables["bd_jf"]:
+        index["bd"]["anchor"] = {str(d): a.label for d, a in anchors.items()}
     enh_points, enh_pairs = enhancer_tables(curves)
     if enh_pairs:
         tables["enhancer"], tables["enhancer_bd"] = enh_points, enh_pairs
@@ -104,6 +215,11 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
         if rows:
             write_table(rows, out / f"{name}.md", out / f"{name}.csv")
             index["tables"][name] = str(out / f"{name}.md")
+        else:  # an earlier run's table would no longer describe out_dir
+            for stale in (out / f"{name}.md", out / f"{name}.csv"):
+                if stale.exists():
+                    stale.unlink()
+                    log.info("removed %s: no rows for it in this report", stale)
     index["bd"].update({k: v for k, v in tables.items() if k.startswith(("bd_", "enhancer_bd"))})
     for quality in ("jf", "psnr"):
         try:

@@ -6,8 +6,9 @@ Typical use by ``evaluate.py``::
     curves = load_curves(sorted(Path("outputs/eval").rglob("rd.json")))
     write_table(summary_rows(curves), out / "summary.md", out / "summary.csv")
     plot_rd(curves, out / "rd_jf.png")
-    write_table(bd_rows(curves, anchor=curves[0]), out / "bd.md", out / "bd.csv")
-    write_table(enhancer_rows(base, enhanced, uncompressed_jf=0.82), out / "enhancer.md", out / "enhancer.csv")
+    write_table(bd_rows(curves[1:], anchor=curves[0]), out / "bd.md", out / "bd.csv")
+    write_table(enhancer_rows(base, enhanced, uncompressed_jf=0.82), out / "enhancer.md",
+                out / "enhancer.csv")
     log_to_wandb(run, curves, images={"rd/jf": out / "rd_jf.png"})
 
 All files are written atomically. Quality values are kept as fractions in the rows; tables print J&F,
@@ -20,6 +21,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ __all__ = [
     "load_curves",
     "log_to_wandb",
     "plot_rd",
+    "rd_figure",
     "rows_to_csv",
     "rows_to_markdown",
     "summary_rows",
@@ -110,7 +113,8 @@ def bd_rows(curves: Sequence[RDCurve], anchor: RDCurve, quality: str = "jf") -> 
             row[key] = bd_quality(anchor, curve, quality)
         except ValueError as error:  # NoOverlapError, InsufficientPointsError, non-positive rates
             row["note"] = str(error)
-            log.warning("BD of %s vs %s skipped: %s", curve.label, anchor.label, error)
+            log.warning("BD-rate / %s (%s) of %s vs %s skipped: %s", key, QUALITY_KEYS[quality], curve.label,
+                        anchor.label, error)
         rows.append(row)
     return rows
 
@@ -206,32 +210,121 @@ def write_table(rows: Sequence[Row], markdown_path: str | Path | None, csv_path:
         atomic_write_bytes(csv_path, rows_to_csv(rows).encode())
 
 
-def _draw_curves(axis: Any, curves: Sequence[RDCurve], quality: str, scale: float, log_x: bool) -> int:
-    """Draw each curve on ``axis`` (colour per codec, marker per depth, dashed with enhancer).
+#: Smallest y-axis span of a plot (J&F, J, F in percent points; PSNR in dB): differences below the noise of a
+#: few sequences are not magnified into steep curves.
+MIN_Y_SPAN = {"jf": 10.0, "j": 10.0, "f": 10.0, "psnr": 2.0}
+_LINESTYLES = ["-", "--", ":", "-."]
+
+
+def _spread(point: RDPoint, quality: str, scale: float) -> float | None:
+    """Standard error of the mean of ``quality`` over the point's sequences (``None`` below two sequences)."""
+    key = QUALITY_KEYS[quality]
+    per_sequence = point.extra.get("per_sequence") or {}
+    values = [float(v[key]) for v in per_sequence.values() if isinstance(v, dict) and v.get(key) is not None]
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return scale * (var / len(values)) ** 0.5
+
+
+def _draw_curves(
+    axis: Any, curves: Sequence[RDCurve], quality: str, scale: float, log_x: bool
+) -> list[float]:
+    """Draw each curve on ``axis``: colour per depth, line style per codec, triangles with the enhancer,
+    every point labelled with its ``q``, error bars (± 1 s.e.m. over sequences) where there are several.
 
     Returns:
-        The number of curves drawn.
+        Every y value drawn, error bars included (empty: nothing drawn).
     """
-    codecs = sorted({c.provenance.codec for c in curves})
+    if quality == "psnr":
+        curves = _one_per_depth(curves)
+    codecs = list(dict.fromkeys(c.provenance.codec for c in curves if c.provenance.codec != "none"))
     depths = sorted({c.provenance.depth for c in curves}, key=lambda d: -1 if d is None else d)
-    colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(codecs)}
-    markers = {d: "osD^v<>ph*"[i % 10] for i, d in enumerate(depths)}
-    drawn = 0
+    colours = {d: plt.get_cmap("tab10")(i % 10) for i, d in enumerate(depths)}
+    styles: dict[str, Any] = {c: _LINESTYLES[i % len(_LINESTYLES)] for i, c in enumerate(codecs)}
+    styles["none"] = (0, (6, 2, 1, 2))  # uncompressed reference lines
+    ys: list[float] = []
     for curve in curves:
-        pairs = sorted(curve.pairs(quality))
         prov = curve.provenance
-        style = {"color": colours[prov.codec], "linestyle": "--" if prov.enhancer else "-"}
-        if pairs and all(rate <= 0 for rate, _ in pairs):
-            axis.axhline(pairs[0][1] * scale, label=curve.label, linewidth=1, alpha=0.7, **style)
-            drawn += 1
+        style = {"color": colours[prov.depth], "linestyle": styles[prov.codec]}
+        points = sorted((p for p in curve.points if getattr(p, quality) is not None), key=lambda p: p.bpp)
+        if points and all(p.bpp <= 0 for p in points):
+            level = getattr(points[0], quality) * scale
+            axis.axhline(level, label=curve.label, linewidth=1, alpha=0.7, **style)
+            ys.append(level)
             continue
-        pairs = [(r, v) for r, v in pairs if r > 0 or not log_x]
-        if not pairs:
+        points = [p for p in points if p.bpp > 0 or not log_x]
+        if not points:
             continue
-        axis.plot([r for r, _ in pairs], [v * scale for _, v in pairs], marker=markers[prov.depth],
-                  label=curve.label, **style)
-        drawn += 1
-    return drawn
+        x = [p.bpp for p in points]
+        y = [getattr(p, quality) * scale for p in points]
+        err = [_spread(p, quality, scale) for p in points]
+        has_err = any(e is not None for e in err)
+        axis.errorbar(x, y, yerr=[e or 0.0 for e in err] if has_err else None, capsize=2, elinewidth=0.8,
+                      marker="^" if prov.enhancer else "o", markersize=4, label=curve.label, **style)
+        for p, xi, yi in zip(points, x, y, strict=True):
+            axis.annotate(f"q{p.q}", (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6,
+                          color=style["color"])
+        ys += [yi + s * (e or 0.0) for yi, e in zip(y, err, strict=True) for s in (-1, 1)]
+    return ys
+
+
+def _one_per_depth(curves: Sequence[RDCurve]) -> list[RDCurve]:
+    """PSNR does not depend on the VOS depth (same bitstreams): one curve per codec and enhancer, the
+    points of every depth merged by ``q``, labelled without depth."""
+    groups: dict[tuple[str, str | None], RDCurve] = {}
+    for curve in curves:
+        prov = curve.provenance
+        key = (prov.codec, prov.enhancer)
+        if key not in groups:
+            label = prov.codec + (f" +{prov.enhancer}" if prov.enhancer else "")
+            groups[key] = RDCurve(replace(prov, depth=None), [], name=label)
+        have = {p.q for p in groups[key].points}
+        groups[key].points += [p for p in curve.points if p.q not in have]
+    return list(groups.values())
+
+
+def _y_limits(ys: Sequence[float], quality: str) -> tuple[float, float]:
+    """Data range widened to :data:`MIN_Y_SPAN` around its centre (J&F kept in 0–100), plus a 5 % margin."""
+    low, high = min(ys), max(ys)
+    span = MIN_Y_SPAN[quality]
+    if high - low < span:
+        middle = (low + high) / 2
+        low, high = middle - span / 2, middle + span / 2
+        if quality != "psnr":
+            shift = max(0.0, -low) - max(0.0, high - 100.0)
+            low, high = low + shift, high + shift
+    margin = 0.05 * (high - low)
+    return low - margin, high + margin
+
+
+def rd_figure(
+    curves: Sequence[RDCurve], quality: str = "jf", log_x: bool = True, title: str | None = None
+) -> Any:
+    """The matplotlib figure of :func:`plot_rd` (the caller closes it).
+
+    Raises:
+        ValueError: No curve has a point with this quality.
+    """
+    scale = 1.0 if quality == "psnr" else 100.0
+    figure, axis = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    ys = _draw_curves(axis, curves, quality, scale, log_x)
+    if not ys:
+        plt.close(figure)
+        raise ValueError(f"no curve has points with {QUALITY_KEYS[quality]}; nothing to plot")
+    if log_x:
+        axis.set_xscale("log")
+    axis.set_ylim(*_y_limits(ys, quality))
+    axis.set_xlabel("bits per pixel (points labelled with the codec's q)")
+    unit = " (dB)" if quality == "psnr" else " (%)"
+    axis.set_ylabel(f"{QUALITY_KEYS[quality]}{unit}, ± 1 s.e.m. over sequences")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
 
 
 def plot_rd(
@@ -241,10 +334,10 @@ def plot_rd(
     log_x: bool = True,
     title: str | None = None,
 ) -> Path:
-    """Plot quality vs bpp, one line per curve (colour per codec, marker per depth, dashed with enhancer).
+    """Plot quality vs bpp, one line per curve (see :func:`_draw_curves` for the styles).
 
     Points without the quality (no ground truth) are left out; ``codec: none`` points (bpp 0 on a log
-    axis) are drawn as horizontal reference lines.
+    axis) are drawn as horizontal reference lines. The y axis spans at least :data:`MIN_Y_SPAN`.
 
     Args:
         curves: Curves to draw.
@@ -259,21 +352,7 @@ def plot_rd(
     Raises:
         ValueError: No curve has a point with this quality.
     """
-    scale = 1.0 if quality == "psnr" else 100.0
-    figure, axis = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    drawn = _draw_curves(axis, curves, quality, scale, log_x)
-    if drawn == 0:
-        plt.close(figure)
-        raise ValueError(f"no curve has points with {QUALITY_KEYS[quality]}; nothing to plot")
-    if log_x:
-        axis.set_xscale("log")
-    axis.set_xlabel("bits per pixel")
-    axis.set_ylabel(QUALITY_KEYS[quality] + (" (dB)" if quality == "psnr" else " (%)"))
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
+    figure = rd_figure(curves, quality, log_x, title)
     path = Path(path)
     try:
         with atomic_path(path, suffix=".png") as tmp:

@@ -514,7 +514,8 @@ class Sweep:
             "computed_this_run": self.counts[variant]["computed"],
             "resumed_this_run": self.counts[variant]["resumed"],
             "per_sequence": {
-                m["sequence"]: {"bits": m["bits"], "frames": m["frames"], "computed_at": m["computed_at"]}
+                m["sequence"]: {"bits": m["bits"], "frames": m["frames"], "computed_at": m["computed_at"],
+                                "PSNR": float(np.mean(m["psnr_frames"])) if m["psnr_frames"] else None}
                 for m in markers
             },
         }
@@ -550,6 +551,7 @@ class Sweep:
                     enhancer=self.enhancer.name if variant.enhanced and self.enhancer else None,
                     vosc_version=_vosc_version(),
                     extra={
+                        "model_fingerprint": self.model_fingerprint,
                         "codec_params": codec.params(),
                         "segmenter": self.segmenter_config,
                         "max_frames": self.max_frames,

@@ -22,7 +22,7 @@ from vosc.config import ConfigError, parse_alpha
 log = logging.getLogger(__name__)
 
 __all__ = ["build_module", "build_trainer", "check_checkpoints", "check_data_roots", "check_enhancer_stage",
-           "fit", "instantiate", "is_enhancer_stage", "load_vos"]
+           "fit", "format_metrics", "instantiate", "is_enhancer_stage", "load_vos"]
 
 ENHANCER_OPTIONS = Path(__file__).resolve().parents[2] / "conf" / "model" / "enhancer"
 
@@ -175,8 +175,9 @@ def _instantiate_list(node: DictConfig | None, what: str) -> list[Any]:
 def build_trainer(trainer: DictConfig, callbacks: DictConfig | None, logger: DictConfig | None) -> Any:
     """The Lightning trainer with its callbacks, loggers and atomic checkpoint writes."""
     from vosc.lit.callbacks import AtomicCheckpointIO
+    from vosc.utils.sweep_names import with_sweep_names
 
-    loggers = _instantiate_list(logger, "logger")
+    loggers = _instantiate_list(with_sweep_names(logger), "logger")  # multirun: W&B name/group from the sweep
     return instantiate(trainer, callbacks=_instantiate_list(callbacks, "callback"), logger=loggers or False,
                        plugins=[AtomicCheckpointIO()])
 
@@ -188,6 +189,16 @@ def _finish_wandb() -> None:
         return
     if wandb.run is not None:
         wandb.finish()
+
+
+def format_metrics(metrics: Mapping[str, float]) -> str:
+    """``{name: value}`` for the log, sorted by name: learning rates (``lr-...``, ``.../lr``) and other values
+    below 1e-3 in scientific notation (``7.833e-05``, not ``0.0001``), the rest with 4 decimals."""
+    def one(name: str, value: float) -> str:
+        is_lr = name.startswith("lr") or name.endswith("/lr")
+        return f"{value:.3e}" if is_lr or (value != 0 and abs(value) < 1e-3) else f"{value:.4f}"
+
+    return "{" + ", ".join(f"'{k}': {one(k, v)}" for k, v in sorted(metrics.items())) + "}"
 
 
 def fit(trainer: Any, module: Any, datamodule: Any, hyperparameters: Mapping[str, Any], ckpt_path: str | None,
@@ -205,7 +216,7 @@ def fit(trainer: Any, module: Any, datamodule: Any, hyperparameters: Mapping[str
             trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         ckpt = getattr(trainer.checkpoint_callback, "last_model_path", None) or None
-        log.info("final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
+        log.info("final metrics: %s", format_metrics(metrics))
         if ckpt:
             log.info("checkpoint: %s", ckpt)
         return metrics.get(metric) if metric else None

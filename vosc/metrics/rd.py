@@ -363,9 +363,10 @@ def pareto_points(
 
 
 def _curve(curve: CurveLike, quality: str, default: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """Pareto ``(log10 rate, quality)`` of ``curve``; messages and warnings name the curve and the metric."""
     if isinstance(curve, RDCurve):
-        return (*pareto_points(curve.pairs(quality), curve.label), curve.label)
-    return (*pareto_points(list(curve), default), default)
+        return (*pareto_points(curve.pairs(quality), f"{curve.label} [{QUALITY_KEYS[quality]}]"), curve.label)
+    return (*pareto_points(list(curve), f"{default} [{QUALITY_KEYS[quality]}]"), default)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, what: str, labels: tuple[str, str]) -> tuple[float, float]:
@@ -395,7 +396,7 @@ def bd_rate(anchor: CurveLike, test: CurveLike, quality: str = "jf") -> float:
     """
     a_rate, a_q, a_label = _curve(anchor, quality, "anchor")
     b_rate, b_q, b_label = _curve(test, quality, "test")
-    low, high = _overlap(a_q, b_q, f"{QUALITY_KEYS[quality]} range", (a_label, b_label))
+    low, high = _overlap(a_q, b_q, f"{QUALITY_KEYS[quality]} range [BD-rate]", (a_label, b_label))
     a_int = PchipInterpolator(a_q, a_rate).integrate(low, high)
     b_int = PchipInterpolator(b_q, b_rate).integrate(low, high)
     return float((10.0 ** ((b_int - a_int) / (high - low)) - 1.0) * 100.0)
@@ -413,7 +414,7 @@ def bd_quality(anchor: CurveLike, test: CurveLike, quality: str = "jf") -> float
     """
     a_rate, a_q, a_label = _curve(anchor, quality, "anchor")
     b_rate, b_q, b_label = _curve(test, quality, "test")
-    low, high = _overlap(a_rate, b_rate, "log10 bpp range", (a_label, b_label))
+    low, high = _overlap(a_rate, b_rate, f"log10 bpp range [BD-{QUALITY_KEYS[quality]}]", (a_label, b_label))
     a_int = PchipInterpolator(a_rate, a_q).integrate(low, high)
     b_int = PchipInterpolator(b_rate, b_q).integrate(low, high)
     return float((b_int - a_int) / (high - low))
