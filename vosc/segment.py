@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SegmentError("give --ckpt (a checkpoint) and/or --model (a conf/model name)")
     seg = vosc.load_model(args.ckpt, args.model, device=args.device, depth=args.depth,
                           long_term_gap=args.long_term_gap, max_long_term=args.max_long_term,
-                          max_long_edge=args.max_long_edge)
+                          max_long_edge=args.max_long_edge, offload=args.offload)
     out = args.out or args.video.with_name(f"{args.video.stem}_vosc")
     log.info("segmenting %s (%s frames, %dx%d) on %s -> %s", args.video, info.num_frames, info.width,
              info.height, next(seg.model.parameters()).device, out)
