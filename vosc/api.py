@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from vosc.checkpoints.errors import CheckpointError
 from vosc.checkpoints.loading import LoadedModel, load_vos_model, read_checkpoint
 from vosc.inference.segmenter import VideoSegmenter
+from vosc.inference.speed import apply_speed_options
 from vosc.models.base import VOSNetwork
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ def load_network(path: str | Path | None, model: str | Mapping[str, Any] | None 
 
 
 def load_model(path: str | Path | None, model: str | Mapping[str, Any] | None = None, *,
-               device: str | torch.device = "cpu", **segmenter_kwargs: Any) -> VideoSegmenter:
+               device: str | torch.device = "cpu", channels_last: bool = False, compile: bool = False,
+               **segmenter_kwargs: Any) -> VideoSegmenter:
     """Load a checkpoint and return a ready :class:`~vosc.inference.segmenter.VideoSegmenter`.
 
     Args:
@@ -118,8 +120,10 @@ def load_model(path: str | Path | None, model: str | Mapping[str, Any] | None = 
             ``stcn.pth`` (recognised), or ``None`` for random weights of ``model``.
         model: Config name of ``conf/model`` or a ``_target_`` mapping; ignored for vosc checkpoints.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+        channels_last: Store the network's 4-D weights channels-last (:mod:`vosc.inference.speed`).
+        compile: ``torch.compile`` the network's submodules (:mod:`vosc.inference.speed`).
         **segmenter_kwargs: :class:`VideoSegmenter` arguments (``depth``, ``long_term_gap``,
-            ``max_long_term``, ``offload``, ``max_long_edge``, ``flip_tta``, ``scales``, ...).
+            ``max_long_term``, ``offload``, ``amp``, ``max_long_edge``, ``flip_tta``, ``scales``, ...).
 
     Returns:
         A segmenter whose ``model`` is on ``device`` in eval mode; ``segmenter.loaded`` holds the
@@ -135,6 +139,7 @@ def load_model(path: str | Path | None, model: str | Mapping[str, Any] | None = 
     net = loaded.model.to(resolve_device(device)).eval()
     if not isinstance(net, VOSNetwork):
         raise CheckpointError(f"{path}: {type(net).__name__} is not a vosc.models.base.VOSNetwork")
+    apply_speed_options(net, channels_last=channels_last, compile=compile)
     seg = VideoSegmenter(net, **segmenter_kwargs)
     seg.loaded = loaded  # type: ignore[attr-defined]
     return seg

@@ -222,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offload", action="store_true",
                    help="keep long-term memory entries in CPU RAM (one working copy on the device)")
     p.add_argument("--max-long-edge", type=int, default=1040, help="network input long-edge cap")
+    p.add_argument("--amp", choices=("off", "fp16", "bf16"), default="off",
+                   help="mixed precision (fp16: CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last weights")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (first frames slower)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -246,7 +250,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SegmentError("give --ckpt (a checkpoint) and/or --model (a conf/model name)")
     seg = vosc.load_model(args.ckpt, args.model, device=args.device, depth=args.depth,
                           long_term_gap=args.long_term_gap, max_long_term=args.max_long_term,
-                          max_long_edge=args.max_long_edge, offload=args.offload)
+                          max_long_edge=args.max_long_edge, offload=args.offload, amp=args.amp,
+                          channels_last=args.channels_last, compile=args.compile)
     out = args.out or args.video.with_name(f"{args.video.stem}_vosc")
     log.info("segmenting %s (%s frames, %dx%d) on %s -> %s", args.video, info.num_frames, info.width,
              info.height, next(seg.model.parameters()).device, out)
@@ -259,7 +264,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = {"video": str(args.video), "width": info.width, "height": info.height, "fps_video": info.fps,
                "checkpoint": loaded.checkpoint, "checkpoint_sha256_16": loaded.checkpoint_hash,
                "checkpoint_kind": loaded.kind, "model": loaded.model_config.get("_target_"),
-               "depth": args.depth, "device": str(next(seg.model.parameters()).device),
+               "depth": args.depth, "device": str(next(seg.model.parameters()).device), "amp": args.amp,
+               "channels_last": args.channels_last, "compile": args.compile, "offload": args.offload,
+               "max_long_term": args.max_long_term,
                "mask_frames": sorted(masks), "outputs": {"masks": str(out / "masks"),
                                                          "overlay": None if args.no_overlay else
                                                          str(out / "overlay.mp4")},

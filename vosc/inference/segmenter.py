@@ -37,6 +37,7 @@ from vosc.inference.postprocess import (
     to_numpy_mask,
 )
 from vosc.inference.propagator import Propagator
+from vosc.inference.speed import AMP_CHOICES, autocast
 from vosc.models.base import VOSNetwork
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class VideoSegmenter:
             reproduces the official AOST behaviour; such pixels are then written as background.
         max_short_edge: Optional cap on the short edge (applied before the long-edge cap).
         offload: Keep long-term memory entries in CPU RAM (one working copy on the device).
+        amp: Mixed precision of the network: ``"off"``, ``"fp16"`` (CUDA) or ``"bf16"``
+            (:func:`vosc.inference.speed.autocast`).
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class VideoSegmenter:
         mask_unused: bool = True,
         max_short_edge: int | None = None,
         offload: bool = False,
+        amp: str = "off",
     ) -> None:
         if long_term_gap < 1:
             raise ValueError(f"long_term_gap must be >= 1, got {long_term_gap}")
@@ -108,6 +112,9 @@ class VideoSegmenter:
         self.long_term_gap = long_term_gap
         self.max_long_term = max_long_term
         self.offload = offload
+        if amp not in AMP_CHOICES:
+            raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+        self.amp = amp
         self.depth = depth
         self.max_long_edge = max_long_edge
         self.max_short_edge = max_short_edge
@@ -199,7 +206,9 @@ class VideoSegmenter:
         state = _VideoState(self)
         index = -1
         for index, frame in enumerate(frames):
-            yield state.process(index, frame, masks.get(index), return_probs)
+            with autocast(state.device, self.amp):  # not around the yield: autocast is thread state
+                result = state.process(index, frame, masks.get(index), return_probs)
+            yield result
         missing = sorted(i for i in masks if i > index)
         if missing:
             raise ValueError(f"masks given for frames {missing}, but the video has only {index + 1} frames")
