@@ -205,9 +205,10 @@ def fit(trainer: Any, module: Any, datamodule: Any, hyperparameters: Mapping[str
             trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         ckpt = getattr(trainer.checkpoint_callback, "last_model_path", None) or None
-        log.info("final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
-        if ckpt:
-            log.info("checkpoint: %s", ckpt)
+        if getattr(trainer, "is_global_zero", True):  # DDP: the metrics are the ranks' synchronised ones
+            log.info("final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
+            if ckpt:
+                log.info("checkpoint: %s", ckpt)
         return metrics.get(metric) if metric else None
     finally:
         _finish_wandb()
