@@ -175,7 +175,10 @@ def _instantiate_list(node: DictConfig | None, what: str) -> list[Any]:
 def build_trainer(trainer: DictConfig, callbacks: DictConfig | None, logger: DictConfig | None) -> Any:
     """The Lightning trainer with its callbacks, loggers and atomic checkpoint writes."""
     from vosc.lit.callbacks import AtomicCheckpointIO
+    from vosc.lit.progress import quiet_lightning_adverts, single_lightning_handlers
 
+    quiet_lightning_adverts()
+    single_lightning_handlers()
     loggers = _instantiate_list(logger, "logger")
     return instantiate(trainer, callbacks=_instantiate_list(callbacks, "callback"), logger=loggers or False,
                        plugins=[AtomicCheckpointIO()])
