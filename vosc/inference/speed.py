@@ -26,7 +26,7 @@ AMP_CHOICES = ("off", "fp16", "bf16")
 def apply_speed_options(model: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
     """Apply the options to ``model`` in place and return it."""
     if channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)
     if compile:
         for child in model.children():
             child.compile(dynamic=None)

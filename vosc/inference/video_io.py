@@ -168,7 +168,10 @@ class OverlayWriter:
         self._container = av.open(str(self._tmp), mode="w")
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(25)
-        self._stream = self._container.add_stream(codec, rate=rate)
+        stream = self._container.add_stream(codec, rate=rate)
+        if not isinstance(stream, av.video.stream.VideoStream):
+            raise TypeError(f"{self.path}: {codec} did not give a video stream")
+        self._stream = stream
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
