@@ -151,6 +151,10 @@ def run(cfg: DictConfig) -> float | None:
     import lightning as L
     import torch
 
+    from vosc.lit.progress import quiet_lightning_adverts, single_lightning_handlers
+
+    single_lightning_handlers()  # Lightning's INFO lines once (Hydra has configured logging by now)
+    quiet_lightning_adverts()
     validate_config(cfg)
     apply_debug(cfg, _choice("debug"))
     threads = torch.get_num_threads()

@@ -65,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="per-module wall-time breakdown of vosc (1 frame per depth)")
     p.add_argument("--json", type=Path, default=None, help="write the results here (atomically)")
+    p.add_argument("--channels-last", action="store_true", help="vosc: channels-last weights")
+    p.add_argument("--compile", action="store_true",
+                   help="vosc: torch.compile the submodules (the warm-up frames compile)")
+    p.add_argument("--amp", choices=("off", "fp16", "bf16"), default="off", help="vosc: autocast dtype")
     return p.parse_args(argv)
 
 
@@ -286,6 +290,11 @@ def _summary(times: list[tuple[float, float]]) -> dict[str, Any]:
             "all_s": [round(t, 4) for t in wall], "all_cpu_s": [round(c, 4) for c in cpu]}
 
 
+def _under(ctx: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    with ctx:
+        return fn(*args)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return the result dictionary."""
     torch.set_num_threads(args.threads)
@@ -294,6 +303,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     h, w = (int(v) for v in args.size.lower().split("x"))
     clip, mask0 = make_inputs((h, w), args.objects, 1 + args.warmup + args.frames, device)
     runners: dict[str, Any] = {"vosc": OursRunner(args.model, device)}
+    from vosc.inference.speed import apply_speed_options, autocast
+
+    apply_speed_options(runners["vosc"].model, channels_last=args.channels_last, compile=args.compile)
+    ours_time = runners["vosc"].time_frames
+    runners["vosc"].time_frames = lambda *a: _under(autocast(device, args.amp), ours_time, *a)
     if args.reference is not None:
         runners["reference"] = ReferenceRunner(args.reference, args.reference_config, device)
     times: dict[str, dict[int, list[tuple[float, float]]]] = {k: {d: [] for d in args.depths}
@@ -307,6 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model, "size_hw": [h, w], "objects": args.objects, "threads": args.threads,
         "device": str(device), "long_term_gap": LONG_TERM_GAP, "warmup": args.warmup,
         "frames_per_run": args.frames, "rounds": args.rounds, "torch": torch.__version__,
+        "channels_last": args.channels_last, "compile": args.compile, "amp": args.amp,
         "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
                     "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": list(os.getloadavg()),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},

@@ -185,8 +185,10 @@ class BitstreamCache:
         self.encodes += 1
         self.put(key, encoded.bitstream, t, h, w, codec=codec.name, q=q, version=codec.version(),
                  encode_seconds=seconds, frame_qps=encoded.frame_qps, **info)
-        log.debug("encoded %s q=%s: %d frames, %d bytes -> %s", codec.name, q, t, len(encoded.bitstream),
-                  key[:12])
+        # INFO: a sequence-mode encode takes seconds to minutes; this is its progress line (one per encode)
+        log.info("encoded %s%s q=%s: %d frames %dx%d in %.1f s, %d bytes (encode #%d of this process) -> %s",
+                 codec.name, f" {info['sequence']}" if info.get("sequence") else "", q, t, w, h, seconds,
+                 len(encoded.bitstream), self.encodes, key[:12])
         return CachedStream(encoded.bitstream, False, seconds, encoded.frame_qps)
 
     def get_or_encode(self, codec: Codec, frames: np.ndarray, q: int, key: str) -> tuple[bytes, bool]:

@@ -1,4 +1,8 @@
-"""Command line of the synthetic generator: ``python -m vosc.data.synthetic --out DIR --videos N``."""
+"""Command line of the synthetic generator: ``python -m vosc.data.synthetic --out DIR --videos N``.
+
+``--format frames`` (default) writes a dataset (DAVIS or YouTube-VOS layout); ``--format mp4`` writes one mp4
+per video plus first-appearance and ground-truth masks (:mod:`vosc.data.synthetic_video`).
+"""
 
 from __future__ import annotations
 
@@ -27,17 +31,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--objects", type=int, default=2)
     p.add_argument("--layout", choices=("davis", "ytvos"), default="davis")
-    p.add_argument(
-        "--style",
-        choices=("classic", "rich"),
-        default="classic",
-        help="classic: photo cut-outs, linear motion; "
-        "rich: varied silhouettes, non-rigid motion, distractors",
-    )
+    p.add_argument("--style", choices=("classic", "rich"), default="classic",
+                   help="classic: photo cut-outs, linear motion; rich: varied silhouettes, non-rigid motion, "
+                        "distractors")
     p.add_argument("--distractors", type=int, default=0, help="unannotated sprites per video (rich)")
+    p.add_argument("--format", choices=("frames", "mp4"), default="frames",
+                   help="frames: a dataset folder; mp4: <out>/synthNNN.mp4 + synthNNN/masks (first "
+                        "appearances) + synthNNN/gt (with --layout ytvos the last object enters late)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of --format mp4")
     args = p.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     logging.basicConfig(level=logging.INFO)
+    if args.format == "mp4":
+        from vosc.data.synthetic_video import write_synthetic_mp4
+
+        write_synthetic_mp4(args.out, args.videos, args.frames, (w, h), args.seed, args.objects, args.layout,
+                            args.style, args.distractors, args.fps)
+        return
     out = Path(args.out)
     kwargs = {"style": args.style, "distractors": args.distractors}
     params = (args.videos, args.frames, (w, h), args.seed, args.objects, args.layout)

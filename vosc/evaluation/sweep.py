@@ -37,6 +37,7 @@ from vosc.codecs.base import Codec
 from vosc.codecs.cache import BitstreamCache, content_key_files
 from vosc.data.palette import write_mask
 from vosc.data.sources.base import VideoRecord, VideoSource
+from vosc.evaluation.progress import sequence_progress
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
 from vosc.metrics.rate import psnr_y_frames
@@ -443,8 +444,13 @@ class Sweep:
                      stage: dict[str, Any]) -> None:
         """Segment one sequence for one variant, write its PNGs, score it and write its done marker."""
         segmenter = self.make_segmenter(self.model, variant.depth)
+        label = f"{variant.op.tag} d{variant.depth}{' +enh' if variant.enhanced else ''} {rec.name}"
         t0 = time.perf_counter()
-        results = segmenter.segment(list(frames), masks)
+        results = []
+        with sequence_progress(label, len(frames)) as advance:
+            for r in segmenter.run(frames, masks):
+                results.append(r)
+                advance()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         vos_s = time.perf_counter() - t0
@@ -471,7 +477,9 @@ class Sweep:
         }
         _write_json(self.marker_path(variant, rec.name), marker)
         self.computed += 1
-        jf = "" if objects is None else f" J&F {np.mean([(o['j_mean'] + o['f_mean']) / 2 for o in objects]):.3f}"
+        jf = ""  # percent points in log lines and tables; fractions in JSON/CSV files and logged metrics
+        if objects is not None:
+            jf = f" J&F {100 * np.mean([(o['j_mean'] + o['f_mean']) / 2 for o in objects]):.1f}"
         log.info("  %s d%d%s: %.4f bpp, VOS %.2fs (%.1f fps)%s", variant.op.tag, variant.depth,
                  " +enh" if variant.enhanced else "", decoded.bits / (t * h * w), vos_s, t / max(vos_s, 1e-9), jf)
 

@@ -43,10 +43,11 @@ class Propagator:
         memory_depth: Depths to keep memory for (default ``model.num_depths``); steps deeper than it are
             refused.
         mask_unused: Set logits of objects ``> num_objects`` to ``-1e4`` in :meth:`step`.
+        offload: Keep long-term memory entries in CPU RAM (:class:`~vosc.models.base.Memory`).
     """
 
     def __init__(self, model: VOSNetwork, long_term_gap: int = 5, max_long_term: int | None = None,
-                 memory_depth: int | None = None, mask_unused: bool = True) -> None:
+                 memory_depth: int | None = None, mask_unused: bool = True, offload: bool = False) -> None:
         if long_term_gap < 1:
             raise ValueError(f"long_term_gap must be >= 1, got {long_term_gap}")
         self.model = model
@@ -56,6 +57,7 @@ class Propagator:
         if not 1 <= self.memory_depth <= model.num_depths:
             raise ValueError(f"memory_depth {self.memory_depth} outside 1..{model.num_depths}")
         self.mask_unused = mask_unused
+        self.offload = offload
         self.last_logits_4x: dict[int, Tensor] = {}
         self.reset()
 
@@ -64,7 +66,7 @@ class Propagator:
         self.frame_step = -1
         self.last_long_step = 0
         self.num_objects: Tensor | None = None
-        self.memory = Memory(self.memory_depth, self.max_long_term)
+        self.memory = Memory(self.memory_depth, self.max_long_term, offload=self.offload)
         self._cur: Any | None = None
         self.last_logits_4x = {}
 

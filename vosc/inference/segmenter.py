@@ -37,6 +37,7 @@ from vosc.inference.postprocess import (
     to_numpy_mask,
 )
 from vosc.inference.propagator import Propagator
+from vosc.inference.speed import AMP_CHOICES, autocast
 from vosc.models.base import VOSNetwork
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class VideoSegmenter:
         model: A :class:`~vosc.models.base.VOSNetwork` (``max_objects``, ``num_depths``, ``stride``,
             ``align_corners``), in eval mode.
         long_term_gap: Long-term memory gap ``δ`` (frames).
-        max_long_term: Optional cap on the number of long-term memory frames.
+        max_long_term: Optional cap on the number of long-term memory frames (FIFO: the oldest
+            non-reference frame leaves first; reference frames, including those of late objects, stay).
+            Bounds memory on long videos.
         depth: Depth ``n'``: an int for the whole video, a sequence indexed by frame index, or a callable
             ``frame_index -> depth``; ``None`` uses all layers.
         max_long_edge: Cap on the long edge of the network input (before TTA scaling); ``None``: no cap.
@@ -82,6 +85,9 @@ class VideoSegmenter:
         mask_unused: Mask identities above the number of known objects (never predicted). ``False``
             reproduces the official AOST behaviour; such pixels are then written as background.
         max_short_edge: Optional cap on the short edge (applied before the long-edge cap).
+        offload: Keep long-term memory entries in CPU RAM (one working copy on the device).
+        amp: Mixed precision of the network: ``"off"``, ``"fp16"`` (CUDA) or ``"bf16"``
+            (:func:`vosc.inference.speed.autocast`).
     """
 
     def __init__(
@@ -95,6 +101,8 @@ class VideoSegmenter:
         scales: Sequence[float] = (1.0,),
         mask_unused: bool = True,
         max_short_edge: int | None = None,
+        offload: bool = False,
+        amp: str = "off",
     ) -> None:
         if long_term_gap < 1:
             raise ValueError(f"long_term_gap must be >= 1, got {long_term_gap}")
@@ -103,6 +111,10 @@ class VideoSegmenter:
         self.model = model
         self.long_term_gap = long_term_gap
         self.max_long_term = max_long_term
+        self.offload = offload
+        if amp not in AMP_CHOICES:
+            raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+        self.amp = amp
         self.depth = depth
         self.max_long_edge = max_long_edge
         self.max_short_edge = max_short_edge
@@ -151,7 +163,7 @@ class VideoSegmenter:
 
     def _new_propagator(self) -> Propagator:
         return Propagator(self.model, long_term_gap=self.long_term_gap, max_long_term=self.max_long_term,
-                          memory_depth=self.memory_depth, mask_unused=self.mask_unused)
+                          memory_depth=self.memory_depth, mask_unused=self.mask_unused, offload=self.offload)
 
     @property
     def augmentations(self) -> list[tuple[float, bool]]:
@@ -194,7 +206,9 @@ class VideoSegmenter:
         state = _VideoState(self)
         index = -1
         for index, frame in enumerate(frames):
-            yield state.process(index, frame, masks.get(index), return_probs)
+            with autocast(state.device, self.amp):  # not around the yield: autocast is thread state
+                result = state.process(index, frame, masks.get(index), return_probs)
+            yield result
         missing = sorted(i for i in masks if i > index)
         if missing:
             raise ValueError(f"masks given for frames {missing}, but the video has only {index + 1} frames")

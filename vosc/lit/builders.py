@@ -175,8 +175,11 @@ def _instantiate_list(node: DictConfig | None, what: str) -> list[Any]:
 def build_trainer(trainer: DictConfig, callbacks: DictConfig | None, logger: DictConfig | None) -> Any:
     """The Lightning trainer with its callbacks, loggers and atomic checkpoint writes."""
     from vosc.lit.callbacks import AtomicCheckpointIO
+    from vosc.lit.progress import quiet_lightning_adverts, single_lightning_handlers
     from vosc.utils.sweep_names import with_sweep_names
 
+    quiet_lightning_adverts()
+    single_lightning_handlers()
     loggers = _instantiate_list(with_sweep_names(logger), "logger")  # multirun: W&B name/group from the sweep
     return instantiate(trainer, callbacks=_instantiate_list(callbacks, "callback"), logger=loggers or False,
                        plugins=[AtomicCheckpointIO()])
@@ -216,9 +219,10 @@ def fit(trainer: Any, module: Any, datamodule: Any, hyperparameters: Mapping[str
             trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         ckpt = getattr(trainer.checkpoint_callback, "last_model_path", None) or None
-        log.info("final metrics: %s", format_metrics(metrics))
-        if ckpt:
-            log.info("checkpoint: %s", ckpt)
+        if getattr(trainer, "is_global_zero", True):  # DDP: the metrics are the ranks' synchronised ones
+            log.info("final metrics: %s", format_metrics(metrics))
+            if ckpt:
+                log.info("checkpoint: %s", ckpt)
         return metrics.get(metric) if metric else None
     finally:
         _finish_wandb()

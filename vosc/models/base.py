@@ -44,6 +44,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -60,23 +61,31 @@ class Memory:
     Args:
         depth: Depths that keep memory (``1..depth``); reads deeper than it are refused.
         max_long_term: Optional cap on the number of long-term entries; the oldest non-reference entries
-            are dropped first (reference entries are always kept).
+            are dropped first (FIFO; reference entries are always kept). With a cap, memory stays flat
+            however long the video.
+        offload: Keep the long-term entries in CPU RAM (pinned when they came from CUDA); families read
+            them through :meth:`long_entries`, which moves them back, and keep one working copy (the
+            concatenation in :attr:`cache`) on the device. Saves device memory (about half for AOT/AOST)
+            at the cost of a host-to-device copy whenever the long-term memory changes.
 
     Attributes:
-        long: Long-term entries, newest first, as ``(is_reference, entry)``.
+        long: Long-term entries, newest first, as ``(is_reference, entry)`` (on the CPU with ``offload``:
+            read them with :meth:`long_entries`).
         short: The short-term entry (the last written frame) or ``None``.
         num_objects: ``(B,)`` int64 objects per video (set by the loop before a reference is written).
         cache: Tensors a family derives from the entries (e.g. concatenated keys); cleared whenever the
             long-term memory changes.
     """
 
-    def __init__(self, depth: int, max_long_term: int | None = None) -> None:
+    def __init__(self, depth: int, max_long_term: int | None = None, offload: bool = False) -> None:
         if depth < 1:
             raise ValueError(f"memory depth must be >= 1, got {depth}")
         if max_long_term is not None and max_long_term < 1:
             raise ValueError(f"max_long_term must be >= 1 or None, got {max_long_term}")
         self.depth = depth
         self.max_long_term = max_long_term
+        self.offload = offload
+        self.device: torch.device | None = None  # where the entries are used (set by the first push)
         self.long: list[tuple[bool, Any]] = []
         self.short: Any | None = None
         self.num_objects: Tensor | None = None
@@ -88,7 +97,12 @@ class Memory:
         return not self.long and self.short is None
 
     def push_long(self, entry: Any, is_reference: bool) -> None:
-        """Prepend ``entry`` to the long-term memory, enforcing ``max_long_term``."""
+        """Prepend ``entry`` to the long-term memory, enforcing ``max_long_term`` (and offloading it)."""
+        if self.device is None:
+            self.device = _first_device(entry)
+        if self.offload:
+            pin = self.device is not None and self.device.type == "cuda"
+            entry = _move(entry, torch.device("cpu"), pin)
         self.long.insert(0, (is_reference, entry))
         if self.max_long_term is not None:
             while len(self.long) > self.max_long_term:
@@ -97,6 +111,38 @@ class Memory:
                     break
                 self.long.pop(drop[-1])
         self.cache.clear()
+
+    def long_entries(self) -> list[tuple[bool, Any]]:
+        """The long-term entries (newest first) on the device they are used on (moved back from the CPU
+        with ``offload``; the list itself otherwise)."""
+        if not self.offload or self.device is None or self.device.type == "cpu":
+            return self.long
+        return [(ref, _move(entry, self.device, False)) for ref, entry in self.long]
+
+
+def _first_device(entry: Any) -> torch.device | None:
+    """Device of the first tensor inside a (nested list/tuple/dict) entry."""
+    if isinstance(entry, Tensor):
+        return entry.device
+    items = entry.values() if isinstance(entry, dict) else entry if isinstance(entry, (list, tuple)) else ()
+    for item in items:
+        dev = _first_device(item)
+        if dev is not None:
+            return dev
+    return None
+
+
+def _move(entry: Any, device: torch.device, pin: bool) -> Any:
+    """Copy every tensor of a nested list/tuple/dict entry to ``device`` (pinned host memory if ``pin``)."""
+    if isinstance(entry, Tensor):
+        out = entry.to(device, non_blocking=device.type == "cuda")
+        return out.pin_memory() if pin else out
+    if isinstance(entry, dict):
+        return {k: _move(v, device, pin) for k, v in entry.items()}
+    if isinstance(entry, (list, tuple)):
+        moved = [_move(v, device, pin) for v in entry]
+        return type(entry)(moved) if not hasattr(entry, "_fields") else type(entry)(*moved)
+    return entry
 
 
 class VOSNetwork(nn.Module, ABC):

@@ -198,9 +198,10 @@ class VOSModel(VOSNetwork):
         cat = memory.cache.get("long_cat")
         if cat is None:
             cat = []
+            entries = memory.long_entries()
             for i in range(memory.depth):
-                ks = [entry[i][0] for _, entry in memory.long]
-                vs = [entry[i][1] for _, entry in memory.long]
+                ks = [entry[i][0] for _, entry in entries]
+                vs = [entry[i][1] for _, entry in entries]
                 cat.append((torch.cat(ks, 1), torch.cat(vs, 1)) if len(ks) > 1 else (ks[0], vs[0]))
             memory.cache["long_cat"] = cat
         return [LayerMemory(lk, lv, sk, sv) for (lk, lv), (sk, sv) in zip(cat, memory.short, strict=False)]

@@ -32,7 +32,9 @@ class YouTubeVOSSource(VideoSource):
         split: ``"train"``, ``"valid"`` or ``"test"``.
         all_frames: Take the frame list from ``<split>_all_frames/JPEGImages`` (masks still from
             ``<split>/Annotations``).
-        use_meta: Read object first appearances from ``<split>/meta.json`` when present (else from masks).
+        use_meta: Read object first appearances from ``<split>/<meta_file>`` when present (else from masks).
+        meta_file: Name of the meta file inside ``<split>/`` (``meta.json``; LVOS releases may name it
+            differently, e.g. ``valid_meta.json``).
         videos: Optional subset of video names.
         name: Source name.
         validate, on_error, require_even: See :class:`VideoSource`.
@@ -43,7 +45,8 @@ class YouTubeVOSSource(VideoSource):
 
     def __init__(self, root: str | Path, split: str = "train", all_frames: bool = False, use_meta: bool = True,
                  videos: Sequence[str] | None = None, name: str = "ytvos", validate: bool = True,
-                 on_error: OnError = "raise", require_even: bool = False) -> None:
+                 on_error: OnError = "raise", require_even: bool = False,
+                 meta_file: str = "meta.json") -> None:
         super().__init__(name, validate=validate, on_error=on_error, require_even=require_even)
         self.root = Path(root)
         self.split = split
@@ -53,7 +56,7 @@ class YouTubeVOSSource(VideoSource):
         for folder in (img_root, ann_root):
             if not folder.is_dir():
                 raise DatasetLayoutError(folder, "YouTube-VOS folder is missing")
-        meta = self._read_meta(split_dir / "meta.json") if use_meta else None
+        meta = self._read_meta(split_dir / meta_file) if use_meta else None
         names = list(videos) if videos is not None else sorted(p.name for p in img_root.iterdir() if p.is_dir())
         records = []
         for vid in names:

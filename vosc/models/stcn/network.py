@@ -321,7 +321,7 @@ class STCN(VOSNetwork):
         held by the same long-term entries (oldest entry first, as the official memory bank)."""
         groups = memory.cache.get("stcn_groups")
         if groups is None:
-            entries = [e for _, e in reversed(memory.long)]
+            entries = [e for _, e in reversed(memory.long_entries())]
             counts = sorted({v.shape[1] for _, v in entries})
             groups, lo = [], 0
             for hi in counts:

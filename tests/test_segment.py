@@ -1,0 +1,86 @@
+"""``python -m vosc.segment`` on a generated mp4 with a late object: outputs, overlay, equality with the
+API, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vosc
+from vosc.data.palette import read_mask, write_mask
+from vosc.data.synthetic_video import write_synthetic_mp4
+from vosc.inference.video_io import iter_frames, probe_video
+from vosc.segment import SegmentError, build_parser, main, parse_masks, run
+
+FRAMES, W, H = 16, 96, 64
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One 16-frame 96x64 mp4 whose second object enters late (YouTube-VOS style)."""
+    out = tmp_path_factory.mktemp("vid")
+    (path,) = write_synthetic_mp4(out, videos=1, frames=FRAMES, size=(W, H), objects=2, layout="ytvos")
+    return path
+
+
+def test_synthetic_mp4_has_a_late_object(video: Path) -> None:
+    info = probe_video(video)
+    assert (info.num_frames, info.width, info.height) == (FRAMES, W, H)
+    starts = sorted(int(p.stem) for p in (video.parent / video.stem / "masks").glob("*.png"))
+    assert starts[0] == 0 and len(starts) == 2 and starts[1] > 0
+
+
+def test_cli_outputs_equal_video_segmenter(video: Path, tmp_path: Path, one_torch_thread: None) -> None:
+    mask_dir = video.parent / video.stem / "masks"
+    out = tmp_path / "out"
+    assert main([str(video), "--mask", str(mask_dir), "--model", "aost_tiny", "--out", str(out),
+                 "--device", "cpu", "--depth", "2", "--no-progress"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["frames"] == FRAMES and result["fps_segment"] > 0 and result["objects"] == [1, 2]
+    assert result["mask_frames"] == [0, int(sorted(mask_dir.glob("*.png"))[1].stem)]
+    cli = [read_mask(out / "masks" / f"{t:05d}.png", (H, W)) for t in range(FRAMES)]
+    overlay = list(iter_frames(out / "overlay.mp4"))
+    assert len(overlay) == FRAMES and overlay[0].shape == (H, W, 3)
+    # the same model, settings and inputs through the Python API
+    seg = vosc.load_model(None, model="aost_tiny", depth=2)
+    masks = parse_masks([str(mask_dir)], (H, W))
+    api = [r.mask for r in seg.run(vosc.iter_frames(video), masks)]
+    assert all(np.array_equal(a, b) for a, b in zip(api, cli, strict=True))
+    late = min(i for i in masks if i > 0)
+    assert 2 not in np.unique(cli[late - 1]) and (cli[late] == 2).any()
+
+
+def _args(video: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return [str(video), "--model", "aost_tiny", "--out", str(tmp_path / "o"), "--device", "cpu",
+            "--no-progress", *extra]
+
+
+def test_bad_input_errors(video: Path, tmp_path: Path) -> None:
+    first = video.parent / video.stem / "masks" / "00000.png"
+    with pytest.raises(SegmentError, match="no first-frame mask"):
+        run(build_parser().parse_args(_args(video, tmp_path)))
+    small = tmp_path / "small.png"
+    write_mask(small, np.ones((10, 12), np.uint8))
+    with pytest.raises(SegmentError, match=r"small\.png.*differs from frame size 96x64"):
+        run(build_parser().parse_args(_args(video, tmp_path, "--mask", str(small))))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(SegmentError, match=r"broken\.mp4: not a readable video"):
+        run(build_parser().parse_args(_args(broken, tmp_path, "--mask", str(first))))
+    with pytest.raises(SegmentError, match="mask for frame 99"):
+        run(build_parser().parse_args(_args(video, tmp_path, "--mask", f"99={first}")))
+    assert main(_args(video, tmp_path, "--mask", str(small))) == 2
+
+
+@pytest.mark.codec
+def test_cli_compresses_first_and_reports_bpp(video: Path, tmp_path: Path, one_torch_thread: None) -> None:
+    first = video.parent / video.stem / "masks" / "00000.png"
+    args = _args(video, tmp_path, "--mask", str(first), "--codec", "x265", "--q", "42", "--no-overlay")
+    assert main(args) == 0
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["codec"]["name"] == "x265" and result["codec"]["q"] == 42
+    assert 0 < result["codec"]["bpp"] < 1 and result["frames"] == FRAMES
+    assert not (tmp_path / "o" / "overlay.mp4").exists()

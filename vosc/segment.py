@@ -1,0 +1,294 @@
+"""``python -m vosc.segment`` (console script ``vosc-segment``): segment a user's video.
+
+Input: a video file (mp4/mkv/webm/..., read with PyAV) or a folder of frames, and first-appearance masks
+(``--mask``: a palette PNG for frame 0, ``INDEX=PNG`` for an object that appears at frame ``INDEX``, or a
+folder of ``<index>.png`` masks). Output in ``--out``: ``masks/<index:05d>.png`` (DAVIS palette, original
+size), ``overlay.mp4`` (masks blended over the frames that were segmented) and ``result.json`` (frames,
+fps, timings, device, checkpoint, codec and bpp).
+
+Frames are streamed (one decoded frame at a time) unless ``--codec`` compresses the video first: a codec
+encodes the whole video, so the frames are then held in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vosc.data.errors import DataError
+from vosc.data.palette import read_mask, write_mask
+from vosc.inference.video_io import OverlayWriter, VideoInfo, VideoReadError, iter_frames, probe_video
+from vosc.utils.io import atomic_write_json
+
+log = logging.getLogger("vosc.segment")
+
+__all__ = ["SegmentError", "main", "parse_masks", "segment_video"]
+
+
+class SegmentError(ValueError):
+    """Bad command-line input (no mask, a mask of the wrong size, an unreadable video, ...)."""
+
+
+def parse_masks(specs: Sequence[str], size: tuple[int, int]) -> dict[int, np.ndarray]:
+    """Read the first-appearance masks of ``--mask`` arguments.
+
+    Args:
+        specs: ``PNG`` (frame 0), ``INDEX=PNG``, or a folder whose ``<index>.png`` files are masks.
+        size: ``(H, W)`` of the video's frames; every mask must have it.
+
+    Returns:
+        ``{frame_index: (H, W) uint8 ids}``.
+
+    Raises:
+        SegmentError: No mask, a missing/unreadable file, a wrong size, a duplicate index, or no object.
+    """
+    masks: dict[int, np.ndarray] = {}
+    for spec in specs:
+        items: list[tuple[int, Path]]
+        m = re.fullmatch(r"(\d+)=(.+)", spec)
+        if m:
+            items = [(int(m.group(1)), Path(m.group(2)))]
+        elif Path(spec).is_dir():
+            items = [(int(p.stem), p) for p in sorted(Path(spec).glob("*.png")) if p.stem.isdigit()]
+            if not items:
+                raise SegmentError(f"{spec}: mask folder holds no <frame index>.png file")
+        else:
+            items = [(0, Path(spec))]
+        for index, path in items:
+            if index in masks:
+                raise SegmentError(f"{path}: a second mask for frame {index}")
+            try:
+                masks[index] = read_mask(path, expected_size=size, binary=None)
+            except DataError as exc:
+                raise SegmentError(str(exc)) from exc
+    if not masks:
+        raise SegmentError("no first-frame mask given: pass --mask first.png (INDEX=PNG for later objects)")
+    if not any(m.any() for m in masks.values()):
+        raise SegmentError(f"the masks of frames {sorted(masks)} hold no object (all background)")
+    return masks
+
+
+@dataclass
+class SegmentResult:
+    """Timings and counts of one :func:`segment_video` call (written as ``result.json``)."""
+
+    frames: int = 0
+    objects: list[int] = field(default_factory=list)
+    seconds_total: float = 0.0
+    seconds_segment: float = 0.0
+    seconds_read: float = 0.0
+    seconds_write: float = 0.0
+    codec: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with ``fps`` (frames per second of segmentation alone and end to end)."""
+        d = dict(self.__dict__)
+        d["fps_segment"] = self.frames / self.seconds_segment if self.seconds_segment else None
+        d["fps_total"] = self.frames / self.seconds_total if self.seconds_total else None
+        return d
+
+
+def _compressed_frames(video: Path, codec_name: str, q: int | None, result: SegmentResult) -> np.ndarray:
+    """Decode the whole video, encode it with the codec and return the decoded frames ``(T, H, W, 3)``."""
+    from vosc.codecs import build_codec
+
+    codec = build_codec(codec_name)
+    frames = np.stack(list(iter_frames(video)))
+    enc = codec.compress(frames, q)
+    t, h, w = frames.shape[:3]
+    result.codec = {"name": codec_name, "q": enc.q, "bits": enc.bits, "bpp": enc.bits / (t * h * w),
+                    "encode_seconds": enc.encode_seconds, "decode_seconds": enc.decode_seconds,
+                    "params": codec.params()}
+    log.info("%s q=%s: %d bits, %.5f bpp (encode %.2f s, decode %.2f s)", codec_name, enc.q, enc.bits,
+             result.codec["bpp"], enc.encode_seconds, enc.decode_seconds)
+    return enc.frames
+
+
+def _timed(frames: Iterator[np.ndarray], result: SegmentResult) -> Iterator[np.ndarray]:
+    while True:
+        t0 = time.perf_counter()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        result.seconds_read += time.perf_counter() - t0
+        yield frame
+
+
+def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray], out: str | Path, *,
+                  codec: str | None = None, q: int | None = None, overlay: bool = True, alpha: float = 0.5,
+                  progress: bool = True) -> SegmentResult:
+    """Segment one video with a :class:`~vosc.inference.segmenter.VideoSegmenter` and write the outputs.
+
+    Args:
+        segmenter: The segmenter (e.g. from :func:`vosc.load_model`).
+        video: Video file or frame folder.
+        masks: ``{frame_index: (H, W) uint8 ids}`` first-appearance masks.
+        out: Output folder (``masks/``, ``overlay.mp4``).
+        codec: ``"x265"``/``"vvenc"``: compress the video at ``q`` first and segment the decoded frames.
+        q: Codec quality parameter.
+        overlay: Write ``overlay.mp4``.
+        alpha: Opacity of the overlay colours.
+        progress: Show a Rich progress bar.
+
+    Returns:
+        Counts and timings (the caller adds them to ``result.json``).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    info = probe_video(video)
+    out = Path(out)
+    result = SegmentResult()
+    start = time.perf_counter()
+    frames: Iterator[np.ndarray]
+    if codec not in (None, "none"):
+        frames = iter(_compressed_frames(Path(video), str(codec), q, result))
+    else:
+        frames = iter_frames(video)
+    writer = OverlayWriter(out / "overlay.mp4", info.fps or 25.0, info.width, info.height, alpha) if overlay \
+        else None
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:.2f} frames/s"), TimeRemainingColumn())
+    ok = False
+    try:
+        with Progress(*columns, disable=not progress, transient=False) as bar:
+            task = bar.add_task(Path(video).name, total=info.num_frames, fps=0.0)
+            seg_start = time.perf_counter()
+            source = _timed(frames, result)
+            for r, frame in _zip_results(segmenter, source, masks):
+                t0 = time.perf_counter()
+                write_mask(out / "masks" / f"{r.index:05d}.png", r.mask)
+                if writer is not None:
+                    writer.write(frame, r.mask)
+                result.seconds_write += time.perf_counter() - t0
+                result.frames += 1
+                result.objects = list(r.object_ids)
+                bar.update(task, advance=1, fps=result.frames / (time.perf_counter() - seg_start))
+        ok = True
+    finally:
+        if writer is not None:
+            writer.close(keep=ok)
+    result.seconds_total = time.perf_counter() - start
+    result.seconds_segment = result.seconds_total - result.seconds_read - result.seconds_write
+    return result
+
+
+def _zip_results(segmenter: Any, frames: Iterator[np.ndarray], masks: dict[int, np.ndarray]) -> Iterator[Any]:
+    """Pairs ``(FrameResult, frame)``: the segmenter consumes the frames lazily; each is kept until its
+    result comes back (for the overlay)."""
+    held: list[np.ndarray] = []
+
+    def tee() -> Iterator[np.ndarray]:
+        for f in frames:
+            held.append(f)
+            yield f
+
+    for r in segmenter.run(tee(), masks):
+        yield r, held.pop(0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vosc-segment`` argument parser."""
+    p = argparse.ArgumentParser(prog="vosc-segment",
+                                description="Segment a video from first-appearance masks.")
+    p.add_argument("video", type=Path, help="video file (mp4/mkv/webm/...) or folder of frames")
+    p.add_argument("--mask", action="append", default=[], metavar="PNG|INDEX=PNG|DIR",
+                   help="first-frame palette PNG; INDEX=PNG for an object appearing at frame INDEX; or a "
+                        "folder of <index>.png masks (repeatable)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <video stem>_vosc)")
+    p.add_argument("--ckpt", default=None, help="vosc checkpoint, or an official AOT/AOST/STCN file (with "
+                                                "--model); none: random weights (demo only)")
+    p.add_argument("--model", default=None, help="conf/model name (aost, r50_aotl, stcn, ...) for official "
+                                                 "files and random weights")
+    p.add_argument("--depth", type=int, default=None, help="inference depth n' (default: all layers)")
+    p.add_argument("--codec", choices=("none", "x265", "vvenc"), default="none",
+                   help="compress the video first and report bpp")
+    p.add_argument("--q", type=int, default=None, help="codec quality (x265 CRF, VVenC QP)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--long-term-gap", type=int, default=5, help="a long-term memory frame every N frames")
+    p.add_argument("--max-long-term", type=int, default=None,
+                   help="cap on long-term memory frames (FIFO; reference frames kept); bounds memory")
+    p.add_argument("--offload", action="store_true",
+                   help="keep long-term memory entries in CPU RAM (one working copy on the device)")
+    p.add_argument("--max-long-edge", type=int, default=1040, help="network input long-edge cap")
+    p.add_argument("--amp", choices=("off", "fp16", "bf16"), default="off",
+                   help="mixed precision (fp16: CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last weights")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (first frames slower)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="DEBUG logging")
+    return p
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Execute a parsed command line; returns the ``result.json`` content."""
+    import vosc
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        info: VideoInfo = probe_video(args.video)
+    except VideoReadError as exc:
+        raise SegmentError(str(exc)) from exc
+    masks = parse_masks(args.mask, (info.height, info.width))
+    if info.num_frames is not None and max(masks) >= info.num_frames:
+        raise SegmentError(f"mask for frame {max(masks)}, but {args.video} has {info.num_frames} frames")
+    if args.ckpt is None and args.model is None:
+        raise SegmentError("give --ckpt (a checkpoint) and/or --model (a conf/model name)")
+    seg = vosc.load_model(args.ckpt, args.model, device=args.device, depth=args.depth,
+                          long_term_gap=args.long_term_gap, max_long_term=args.max_long_term,
+                          max_long_edge=args.max_long_edge, offload=args.offload, amp=args.amp,
+                          channels_last=args.channels_last, compile=args.compile)
+    out = args.out or args.video.with_name(f"{args.video.stem}_vosc")
+    log.info("segmenting %s (%s frames, %dx%d) on %s -> %s", args.video, info.num_frames, info.width,
+             info.height, next(seg.model.parameters()).device, out)
+    try:
+        res = segment_video(seg, args.video, masks, out, codec=args.codec, q=args.q,
+                            overlay=not args.no_overlay, alpha=args.alpha, progress=not args.no_progress)
+    except VideoReadError as exc:
+        raise SegmentError(str(exc)) from exc
+    loaded = seg.loaded  # type: ignore[attr-defined]
+    summary = {"video": str(args.video), "width": info.width, "height": info.height, "fps_video": info.fps,
+               "checkpoint": loaded.checkpoint, "checkpoint_sha256_16": loaded.checkpoint_hash,
+               "checkpoint_kind": loaded.kind, "model": loaded.model_config.get("_target_"),
+               "depth": args.depth, "device": str(next(seg.model.parameters()).device), "amp": args.amp,
+               "channels_last": args.channels_last, "compile": args.compile, "offload": args.offload,
+               "max_long_term": args.max_long_term,
+               "mask_frames": sorted(masks), "outputs": {"masks": str(out / "masks"),
+                                                         "overlay": None if args.no_overlay else
+                                                         str(out / "overlay.mp4")},
+               **res.as_dict()}
+    atomic_write_json(out / "result.json", summary, indent=2)
+    log.info("%d frames, %.2f frames/s (segmentation), %.1f s total; wrote %s", res.frames,
+             summary["fps_segment"] or 0.0, res.seconds_total, out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (2 on bad input, with a one-line error)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except (SegmentError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
