@@ -78,8 +78,12 @@ def code_clips(videos: Iterable[tuple[str, np.ndarray]], codec: str, qs: Sequenc
             enc = coder.compress(frames, int(q))
             t = frames.shape[0]
             qps = torch.tensor(enc.frame_qps if enc.frame_qps else [float(q)] * t, dtype=torch.float32)
-            types = torch.tensor([_TYPE_IDS.get(x, -1) for x in enc.frame_types] if enc.frame_types else [-1] * t)
-            out.append(DecodedPair(name, _to01(frames), _to01(enc.frames), codec, int(q), qps, types, float(enc.bpp)))
+            types = torch.tensor(
+                [_TYPE_IDS.get(x, -1) for x in enc.frame_types] if enc.frame_types else [-1] * t
+            )
+            out.append(
+                DecodedPair(name, _to01(frames), _to01(enc.frames), codec, int(q), qps, types, float(enc.bpp))
+            )
     return out
 
 
@@ -120,9 +124,19 @@ def lr_factor(step: int, steps: int, warmup_steps: int, min_lr_ratio: float) -> 
     return warm * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * prog)))
 
 
-def fit_enhancer(enhancer: CompressionAwareEnhancer, clips: Sequence[DecodedPair], steps: int, batch: int = 16,
-                 crop: int = 48, lr: float = 2e-3, loss: PixelLoss = "mse", warmup_steps: int = 20,
-                 min_lr_ratio: float = 0.05, seed: int = 0, log_every: int = 100) -> list[float]:
+def fit_enhancer(
+    enhancer: CompressionAwareEnhancer,
+    clips: Sequence[DecodedPair],
+    steps: int,
+    batch: int = 16,
+    crop: int = 48,
+    lr: float = 2e-3,
+    loss: PixelLoss = "mse",
+    warmup_steps: int = 20,
+    min_lr_ratio: float = 0.05,
+    seed: int = 0,
+    log_every: int = 100,
+) -> list[float]:
     """Train ``enhancer`` (stage 1, pixel loss) on random windows of ``clips``; leaves it in eval mode.
 
     Returns:
@@ -150,7 +164,13 @@ def fit_enhancer(enhancer: CompressionAwareEnhancer, clips: Sequence[DecodedPair
         sched.step()
         losses.append(float(value.detach()))
         if log_every and (step % log_every == 0 or step == steps - 1):
-            log.info("fit_enhancer step %d/%d loss %.6f (%.1fs)", step + 1, steps, losses[-1], time.perf_counter() - t0)
+            log.info(
+                "fit_enhancer step %d/%d loss %.6f (%.1fs)",
+                step + 1,
+                steps,
+                losses[-1],
+                time.perf_counter() - t0,
+            )
     enhancer.eval()
     return losses
 
@@ -162,8 +182,13 @@ def enhance_clip(enhancer: CompressionAwareEnhancer, clip: DecodedPair, chunk: i
     outs = []
     for s in range(0, t, chunk):
         lo = max(0, s - (WINDOW - 1))
-        o = enhancer(dec[None, lo:s + chunk], [clip.codec], torch.tensor([clip.q]), clip.qps[None, lo:s + chunk],
-                     clip.types[None, lo:s + chunk])
+        o = enhancer(
+            dec[None, lo : s + chunk],
+            [clip.codec],
+            torch.tensor([clip.q]),
+            clip.qps[None, lo : s + chunk],
+            clip.types[None, lo : s + chunk],
+        )
         outs.append(o[0, s - lo:])
     return torch.cat(outs)
 

@@ -74,7 +74,9 @@ class ClipSampler:
         self.reverse_prob = reverse_prob
         self.max_tries = max_tries
 
-    def draw_indices(self, rng: np.random.Generator, annotated: list[int], max_gap: int | None = None) -> list[int]:
+    def draw_indices(
+        self, rng: np.random.Generator, annotated: list[int], max_gap: int | None = None
+    ) -> list[int]:
         """One draw of clip frame indices (reference first) from the annotated frame indices."""
         order = annotated[::-1] if rng.random() < self.reverse_prob else list(annotated)
         gaps = draw_gaps(rng, self.num_frames, max_gap or self.max_gap, len(order))
@@ -113,7 +115,9 @@ class ClipSampler:
         return SampledClip(fallback.indices, masks)
 
 
-def relabel_objects(masks: np.ndarray, rng: np.random.Generator, max_objects: int = 10) -> tuple[np.ndarray, int]:
+def relabel_objects(
+    masks: np.ndarray, rng: np.random.Generator, max_objects: int = 10
+) -> tuple[np.ndarray, int]:
     """Keep the objects of the reference frame (at most ``max_objects``, a random subset beyond that),
     erase the others in every frame and renumber the kept ones ``1..K`` (in increasing original id).
 

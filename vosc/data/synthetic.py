@@ -22,8 +22,11 @@ __all__ = ["generate_synthetic", "main"]
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and generate the set."""
     p = argparse.ArgumentParser(description="Generate synthetic VOS videos (skimage photo cut-outs).")
-    p.add_argument("--out", required=True,
-                   help="output folder (absent, empty, or a synthetic set: kept if it has the same parameters)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder (absent, empty, or a synthetic set: kept if it has the same parameters)",
+    )
     p.add_argument("--force", action="store_true", help="regenerate a synthetic set that is already in --out")
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--frames", type=int, default=8)

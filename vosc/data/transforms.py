@@ -48,9 +48,15 @@ class ClipAugment:
         crop_tries: Random crop draws before centring the crop on a reference object.
     """
 
-    def __init__(self, crop_size: Sequence[int] = (465, 465), short_edge: int | None = 480,
-                 scale_range: Sequence[float] = (0.7, 1.3), flip_prob: float = 0.5, min_object_pixels: int = 100,
-                 crop_tries: int = 10) -> None:
+    def __init__(
+        self,
+        crop_size: Sequence[int] = (465, 465),
+        short_edge: int | None = 480,
+        scale_range: Sequence[float] = (0.7, 1.3),
+        flip_prob: float = 0.5,
+        min_object_pixels: int = 100,
+        crop_tries: int = 10,
+    ) -> None:
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.short_edge = short_edge
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
@@ -58,7 +64,9 @@ class ClipAugment:
         self.min_object_pixels = min_object_pixels
         self.crop_tries = crop_tries
 
-    def sample_params(self, rng: np.random.Generator, frame_hw: tuple[int, int], ref_mask: np.ndarray) -> AugmentParams:
+    def sample_params(
+        self, rng: np.random.Generator, frame_hw: tuple[int, int], ref_mask: np.ndarray
+    ) -> AugmentParams:
         """Draw the parameters for a clip.
 
         Args:
@@ -138,20 +146,42 @@ class StaticClipSynthesizer:
         jitter: Colour-jitter strength (brightness/contrast/saturation ``1 ± jitter``, hue ``± jitter/5``).
     """
 
-    def __init__(self, num_frames: int = 5, scale: Sequence[float] = (0.9, 1.1), translate: Sequence[float] = (-0.1, 0.1),
-                 rotate: Sequence[float] = (-15.0, 15.0), shear: Sequence[float] = (-10.0, 10.0),
-                 jitter: float = 0.2) -> None:
+    def __init__(
+        self,
+        num_frames: int = 5,
+        scale: Sequence[float] = (0.9, 1.1),
+        translate: Sequence[float] = (-0.1, 0.1),
+        rotate: Sequence[float] = (-15.0, 15.0),
+        shear: Sequence[float] = (-10.0, 10.0),
+        jitter: float = 0.2,
+    ) -> None:
         self.num_frames = num_frames
         j = float(jitter)
         self._tf = [
-            A.Affine(scale=tuple(scale), translate_percent=tuple(translate), rotate=tuple(rotate), shear=tuple(shear),
-                     interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
-                     border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=1.0),
-            A.ColorJitter(brightness=(1 - j, 1 + j), contrast=(1 - j, 1 + j), saturation=(1 - j, 1 + j),
-                          hue=(-j / 5, j / 5), p=1.0),
+            A.Affine(
+                scale=tuple(scale),
+                translate_percent=tuple(translate),
+                rotate=tuple(rotate),
+                shear=tuple(shear),
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=0,
+                p=1.0,
+            ),
+            A.ColorJitter(
+                brightness=(1 - j, 1 + j),
+                contrast=(1 - j, 1 + j),
+                saturation=(1 - j, 1 + j),
+                hue=(-j / 5, j / 5),
+                p=1.0,
+            ),
         ]
 
-    def __call__(self, rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, rng: np.random.Generator, image: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Synthesise a clip.
 
         Args:

@@ -33,11 +33,15 @@ def _ground_truth(video: VideoRecord, max_frames: int | None) -> np.ndarray:
     ids = video.frame_ids[:max_frames] if max_frames else video.frame_ids
     missing = [f for f in ids if f not in video.mask_paths]
     if missing:
-        raise ValueError(f"{video.name}: frames {missing[:5]} have no ground-truth mask; J&F needs every frame")
+        raise ValueError(
+            f"{video.name}: frames {missing[:5]} have no ground-truth mask; J&F needs every frame"
+        )
     return np.stack([read_mask(video.mask_paths[f]) for f in ids])
 
 
-def copy_first_mask_jf(source: VideoSource | Iterable[VideoRecord], max_frames: int | None = None) -> JFResult:
+def copy_first_mask_jf(
+    source: VideoSource | Iterable[VideoRecord], max_frames: int | None = None
+) -> JFResult:
     """DAVIS J&F (first and last frame excluded, as always) of copy-first-mask over a source.
 
     Args:
@@ -51,5 +55,7 @@ def copy_first_mask_jf(source: VideoSource | Iterable[VideoRecord], max_frames: 
     seqs = []
     for v in videos:
         gts = _ground_truth(v, max_frames)
-        seqs.append(evaluate_sequence(gts, copy_first_mask(gts), sequence=v.name, num_objects=int(gts[0].max())))
+        seqs.append(
+            evaluate_sequence(gts, copy_first_mask(gts), sequence=v.name, num_objects=int(gts[0].max()))
+        )
     return aggregate(seqs)

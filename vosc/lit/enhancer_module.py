@@ -54,7 +54,8 @@ def clip_psnr(pred01: Tensor, target01: Tensor) -> Tensor:
 def operating_point_tags(batch: VOSBatch) -> list[str]:
     """``<codec>_q<q>`` (or ``none``) of each clip of the batch."""
     qs = batch.q.tolist()
-    return [c if (c == "none" or int(q) < 0) else f"{c}_q{int(q)}" for c, q in zip(batch.codec, qs)]
+    return [c if (c == "none" or int(q) < 0) else f"{c}_q{int(q)}"
+            for c, q in zip(batch.codec, qs, strict=True)]
 
 
 def load_enhancer_weights(enhancer: Enhancer, checkpoint: str | Path) -> Enhancer:
@@ -71,13 +72,18 @@ def load_enhancer_weights(enhancer: Enhancer, checkpoint: str | Path) -> Enhance
     state = state.get("state_dict", state)
     sub = {k[len("enhancer."):]: v for k, v in state.items() if k.startswith("enhancer.")}
     if not sub:
-        raise KeyError(f"{path}: no 'enhancer.*' weights (keys start with {sorted({k.split('.')[0] for k in state})})")
+        raise KeyError(
+            f"{path}: no 'enhancer.*' weights (keys start with {sorted({k.split('.')[0] for k in state})})"
+        )
     enhancer.load_state_dict(sub, strict=True)
     return enhancer
 
 
 def save_enhancer_weights(enhancer: Enhancer, path: str | Path) -> Path:
-    """Atomically save ``{'state_dict': {'enhancer.<name>': tensor}}`` (loadable by :func:`load_enhancer_weights`)."""
+    """Atomically save ``{'state_dict': {'enhancer.<name>': tensor}}``.
+
+    The file is loadable by :func:`load_enhancer_weights`.
+    """
     path = Path(path)
     state = {f"enhancer.{k}": v.detach().cpu() for k, v in enhancer.state_dict().items()}
     with atomic_path(path) as tmp:
@@ -105,6 +111,8 @@ class EnhancerModule(L.LightningModule):
         long_term_gap: Long-term memory gap of the task loss.
     """
 
+    hparams: Any  # Lightning's AttributeDict of the constructor arguments (read as attributes)
+
     def __init__(self, enhancer: Enhancer, vos_model: nn.Module | None = None, task_weight: float = 0.1,
                  feature_weight: float = 0.0, feature_encoder: nn.Module | None = None,
                  charbonnier_eps: float = 1e-3, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -119,12 +127,17 @@ class EnhancerModule(L.LightningModule):
         if vos_model is not None:
             vos_model.requires_grad_(False)
             vos_model.eval()
-        self.task_loss = TaskLoss(VOSTaskLoss(vos_model, long_term_gap), task_weight) if vos_model is not None else None
+        self.task_loss = (
+            TaskLoss(VOSTaskLoss(vos_model, long_term_gap), task_weight) if vos_model is not None else None
+        )
         if feature_weight > 0 and feature_encoder is None:
             feature_encoder = getattr(vos_model, "encoder", None)
             if feature_encoder is None:
-                raise ValueError("EnhancerModule: feature_weight > 0 needs feature_encoder or a vos_model with .encoder")
-        self.feature_loss = FeatureMatchingLoss(feature_encoder) if feature_weight > 0 else None
+                raise ValueError(
+                    "EnhancerModule: feature_weight > 0 needs feature_encoder or a vos_model with .encoder"
+                )
+        self.feature_loss = (FeatureMatchingLoss(feature_encoder)
+                             if feature_weight > 0 and feature_encoder is not None else None)
         if self.feature_loss is not None:
             self.feature_loss.encoder.eval()
         self._val_dpsnr: dict[str, list[float]] = defaultdict(list)
@@ -151,7 +164,11 @@ class EnhancerModule(L.LightningModule):
                              f"{tuple(batch.frames.shape)} for {batch.sequences}")
         enh_norm = self.enhance(batch.frames, batch.codec, batch.q, batch.frame_qps, batch.frame_types)
         enh01 = imagenet_denormalize(enh_norm)
-        losses = {"pixel": pixel_loss(enh01, batch.raw_frames, self.hparams.pixel_loss, self.hparams.charbonnier_eps)}
+        losses = {
+            "pixel": pixel_loss(
+                enh01, batch.raw_frames, self.hparams.pixel_loss, self.hparams.charbonnier_eps
+            )
+        }
         if self.task_loss is not None:
             losses["task"] = self.task_loss(enh_norm, batch.masks, batch.num_objects)
         if self.feature_loss is not None:
@@ -190,7 +207,7 @@ class EnhancerModule(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=b)
         self.log_dict({"val/psnr_in": p_in.mean(), "val/psnr_out": p_out.mean(),
                        "val/dpsnr": (p_out - p_in).mean()}, batch_size=b, prog_bar=True)
-        for tag, d in zip(operating_point_tags(batch), (p_out - p_in).tolist()):
+        for tag, d in zip(operating_point_tags(batch), (p_out - p_in).tolist(), strict=False):
             self._val_dpsnr[tag].append(d)
 
     def on_validation_epoch_end(self) -> None:
@@ -199,7 +216,7 @@ class EnhancerModule(L.LightningModule):
             self.log(f"val/dpsnr/{tag}", sum(values) / len(values), sync_dist=True)
         self._val_dpsnr.clear()
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         """AdamW over the enhancer's parameters only, linear warm-up then optional cosine decay."""
         params = [p for p in self.enhancer.parameters() if p.requires_grad]
         if not params:

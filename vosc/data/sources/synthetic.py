@@ -150,7 +150,9 @@ def _render_video(rng: np.random.Generator, cfg: SyntheticConfig, total: int, la
     return frames, masks
 
 
-def _paste(frame: np.ndarray, mask: np.ndarray, sp: _Sprite, oid: int, t: int, step: float, W: int, H: int) -> None:
+def _paste(
+    frame: np.ndarray, mask: np.ndarray, sp: _Sprite, oid: int, t: int, step: float, W: int, H: int
+) -> None:
     """Move sprite ``sp`` to time ``t`` (bouncing) and composite it onto ``frame``/``mask`` in place."""
     scale = 1.0 + 0.1 * np.sin(sp.phase + 0.3 * t * step)
     h, w = sp.rgb.shape[:2]
@@ -182,9 +184,15 @@ def _video_names(cfg: SyntheticConfig) -> tuple[list[str], list[str]]:
     return train, (val or train)
 
 
-def render_synthetic_videos(videos: int = 4, frames: int = 8, size: tuple[int, int] = (160, 96), seed: int = 0,
-                            objects: int = 2, style: Style = "classic",
-                            distractors: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def render_synthetic_videos(
+    videos: int = 4,
+    frames: int = 8,
+    size: tuple[int, int] = (160, 96),
+    seed: int = 0,
+    objects: int = 2,
+    style: Style = "classic",
+    distractors: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Render videos in memory, exactly as :func:`generate_synthetic` writes them in DAVIS layout.
 
     Video ``i`` depends only on ``(seed, i)``, so two seeds give disjoint, reproducible sets (e.g. a
@@ -212,7 +220,7 @@ def _write_davis(out: Path, cfg: SyntheticConfig) -> None:
     train, val = _video_names(cfg)
     rendered = render_synthetic_videos(cfg.videos, cfg.frames, (cfg.width, cfg.height), cfg.seed, cfg.objects,
                                        cfg.style, cfg.distractors)  # type: ignore[arg-type]
-    for name, (frames, masks) in zip(train + [v for v in val if v not in train], rendered):
+    for name, (frames, masks) in zip(train + [v for v in val if v not in train], rendered, strict=False):
         for t in range(cfg.frames):
             write_frame(out / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", frames[t])
             write_mask(out / "Annotations" / "480p" / name / f"{t:05d}.png", masks[t])
@@ -249,7 +257,10 @@ def _write_ytvos_video(out: Path, split: str, name: str, frames: np.ndarray, mas
         if split == "train":
             write_mask(out / split / "Annotations" / name / f"{fid}.png", masks[t])
         elif new:
-            write_mask(out / split / "Annotations" / name / f"{fid}.png", np.where(np.isin(masks[t], new), masks[t], 0))
+            write_mask(
+                out / split / "Annotations" / name / f"{fid}.png",
+                np.where(np.isin(masks[t], new), masks[t], 0),
+            )
         seen.update(present)
     if split == "valid":
         for t in range(len(frames)):
@@ -276,7 +287,8 @@ def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: 
             ``(seed, i)``, so validation videos are never training videos).
         style: ``"classic"`` (photo cut-outs with linear bouncing motion) or ``"rich"`` (random blob, ellipse
             and horse silhouettes with random photo textures, non-rigid deformation, random-walk motion,
-            scale trends, rotation, camera pan/zoom, occlusion; see :mod:`vosc.data.sources.synthetic_scenes`).
+            scale trends, rotation, camera pan/zoom, occlusion; see
+            :mod:`vosc.data.sources.synthetic_scenes`).
         distractors: Unannotated sprites per video (``rich``), half of them textured like an object.
 
     Returns:
@@ -286,8 +298,9 @@ def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: 
         DatasetLayoutError: ``out`` holds something else.
     """
     out = Path(out)
-    cfg = SyntheticConfig(videos, frames, int(size[0]), int(size[1]), seed, objects, layout, val_fraction, style,
-                          distractors)
+    cfg = SyntheticConfig(
+        videos, frames, int(size[0]), int(size[1]), seed, objects, layout, val_fraction, style, distractors
+    )
     if layout not in ("davis", "ytvos"):
         raise ValueError(f"layout must be 'davis' or 'ytvos', got {layout!r}")
     if style not in STYLES or distractors < 0:
@@ -335,10 +348,23 @@ class SyntheticSource(VideoSource):
         on_error: See :class:`VideoSource`.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", videos: int = 4, frames: int = 8, width: int = 160,
-                 height: int = 96, seed: int = 0, objects: int = 2, layout: Layout = "davis",
-                 name: str = "synthetic", on_error: OnError = "raise", style: Style = "classic",
-                 distractors: int = 0, val_fraction: float = 0.25) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        videos: int = 4,
+        frames: int = 8,
+        width: int = 160,
+        height: int = 96,
+        seed: int = 0,
+        objects: int = 2,
+        layout: Layout = "davis",
+        name: str = "synthetic",
+        on_error: OnError = "raise",
+        style: Style = "classic",
+        distractors: int = 0,
+        val_fraction: float = 0.25,
+    ) -> None:
         super().__init__(name, validate=True, on_error=on_error)
         from vosc.data.sources.davis import DavisSource
         from vosc.data.sources.youtube_vos import YouTubeVOSSource

@@ -4,7 +4,7 @@ Layout (``root``)::
 
     train/JPEGImages/<video>/00000.jpg  00005.jpg ...   (every 5th frame of the 30 fps video)
     train/Annotations/<video>/00000.png ...            palette ids, every listed frame annotated
-    train/meta.json                                    {"videos": {video: {"objects": {"1": {"frames": [...]}}}}}
+    train/meta.json                           {"videos": {video: {"objects": {"1": {"frames": [...]}}}}}
     valid/JPEGImages/..., valid/Annotations/...        annotations only where an object first appears
     valid/meta.json
     valid_all_frames/JPEGImages/<video>/00000.jpg ...  every frame (30 fps), no annotations
@@ -43,21 +43,34 @@ class YouTubeVOSSource(VideoSource):
         DatasetLayoutError: Missing ``<split>/JPEGImages`` / ``Annotations`` or unreadable ``meta.json``.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", all_frames: bool = False, use_meta: bool = True,
-                 videos: Sequence[str] | None = None, name: str = "ytvos", validate: bool = True,
-                 on_error: OnError = "raise", require_even: bool = False,
-                 meta_file: str = "meta.json") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        all_frames: bool = False,
+        use_meta: bool = True,
+        videos: Sequence[str] | None = None,
+        name: str = "ytvos",
+        validate: bool = True,
+        on_error: OnError = "raise",
+        require_even: bool = False,
+        meta_file: str = "meta.json",
+    ) -> None:
         super().__init__(name, validate=validate, on_error=on_error, require_even=require_even)
         self.root = Path(root)
         self.split = split
         split_dir = self.root / split
-        img_root = (self.root / f"{split}_all_frames" / "JPEGImages") if all_frames else split_dir / "JPEGImages"
+        img_root = (
+            (self.root / f"{split}_all_frames" / "JPEGImages") if all_frames else split_dir / "JPEGImages"
+        )
         ann_root = split_dir / "Annotations"
         for folder in (img_root, ann_root):
             if not folder.is_dir():
                 raise DatasetLayoutError(folder, "YouTube-VOS folder is missing")
         meta = self._read_meta(split_dir / meta_file) if use_meta else None
-        names = list(videos) if videos is not None else sorted(p.name for p in img_root.iterdir() if p.is_dir())
+        names = (
+            list(videos) if videos is not None else sorted(p.name for p in img_root.iterdir() if p.is_dir())
+        )
         records = []
         for vid in names:
             rec = scan_video(img_root, ann_root, vid)
@@ -87,6 +100,8 @@ class YouTubeVOSSource(VideoSource):
             if out:
                 return out
         for fid in sorted(rec.mask_paths):
-            for oid in (int(v) for v in set(read_mask(rec.mask_paths[fid], binary=False).ravel().tolist()) if v):
+            for oid in (
+                int(v) for v in set(read_mask(rec.mask_paths[fid], binary=False).ravel().tolist()) if v
+            ):
                 out.setdefault(oid, fid)
         return out
