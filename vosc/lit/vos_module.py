@@ -199,11 +199,11 @@ class VOSModule(L.LightningModule):
             from hydra.utils import instantiate
 
             model = instantiate(model_config)
-        self.model: VOSNetwork = model
-        self.loss_fn = loss if loss is not None else SegmentationLoss()
         if not isinstance(model, VOSNetwork):
             raise ConfigError(f"lit: model {type(model).__name__} is not a vosc.models.base.VOSNetwork "
                               "(a model family: encode/write/read)")
+        self.model: VOSNetwork = model
+        self.loss_fn = loss if loss is not None else SegmentationLoss()
         num_layers = int(model.num_depths)
         scalable = tuple(model.decode_depths) == tuple(range(1, num_layers + 1))
         self.depths = self._check_depths(depths, num_layers, scalable, "lit.depths")
