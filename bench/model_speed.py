@@ -20,10 +20,20 @@ multi-threaded wall times explode under contention; run with ``OMP_WAIT_POLICY=P
 the per-frame process CPU seconds (``cpu_median_s``) too. ``--profile`` adds a per-module wall-time
 breakdown of vosc (encoder, self/long/short-term attention, FFN, decoder, ID bank, other).
 
+STCN (``--model stcn``, depth 1): ``--reference PATH`` is an export of ``hkchengrex/STCN`` instead, run by
+``bench/stcn_reference.py`` (its ``InferenceCore`` loop on CPU); both implementations get the same weights
+(``--weights``: an official state dict, e.g. the stcn-parity fixture's ``checkpoint.pth``) and frames, and
+the run compares their outputs: the aggregated probabilities of every propagated frame (max abs
+difference) and the argmax masks (pixels that differ). vosc writes what the family's ``memory_mask``
+gives (STCN: the soft probabilities, as the official loop). ``--objects 1,2,5,10`` times every object
+count in turn (the per-object scaling; ``per_objects`` in the JSON).
+
 Example::
 
     python bench/model_speed.py --model aost --depths 1 2 3 --size 481x849 --objects 2 --threads 2 \
         --reference /tmp/aotref --json bench/results/aost_speed.json
+    python bench/model_speed.py --model stcn --depths 1 --size 480x854 --objects 2 --threads 1 \
+        --reference /tmp/stcnref --weights ../shared/fixtures/stcn-parity/stcn/checkpoint.pth
 """
 
 from __future__ import annotations
@@ -50,16 +60,21 @@ LONG_TERM_GAP = 5
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="aost", help="vosc variant for build_model (aost, aott, r50_aost, ...)")
+    p.add_argument("--model", default="aost",
+                   help="vosc variant: build_model's (aost, aott, r50_aost, ...) or stcn / stcn_small")
     p.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--size", default="481x849", help="network input HxW")
-    p.add_argument("--objects", type=int, default=2)
+    p.add_argument("--objects", type=_object_counts, default=[2],
+                   help="object count, or several comma-separated (per-object scaling): 1,2,5,10")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="STCN: official state dict loaded into vosc (and the reference)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--warmup", type=int, default=2, help="warm-up frames per run")
     p.add_argument("--frames", type=int, default=5, help="timed frames per run")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (vosc, reference) per depth")
-    p.add_argument("--reference", type=Path, default=None, help="export of aot-benchmark branch paot")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="export of aot-benchmark branch paot (AOT/AOST) or of hkchengrex/STCN (stcn)")
     p.add_argument("--reference-config", default="aost", help="official config name (configs/models/*.py)")
     p.add_argument("--no-flops", action="store_true")
     p.add_argument("--profile", action="store_true",
@@ -70,6 +85,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="vosc: torch.compile the submodules (the warm-up frames compile)")
     p.add_argument("--amp", choices=("off", "fp16", "bf16"), default="off", help="vosc: autocast dtype")
     return p.parse_args(argv)
+
+
+def _object_counts(text: str) -> list[int]:
+    counts = [int(v) for v in str(text).split(",") if v.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--objects wants positive counts like 2 or 1,2,5,10, got {text!r}")
+    return counts
+
+
+STCN_VARIANTS: dict[str, dict[str, Any]] = {
+    "stcn": {},
+    "stcn_small": {"key_encoder": "resnet18", "key_dim": 32, "value_dim": 128, "key_comp_dim": 128,
+                   "decoder_dims": (128, 64, 64)},
+}
+
+
+def build_bench_model(name: str) -> torch.nn.Module:
+    """A vosc network by variant name: ``build_model``'s AOT/AOST variants or ``stcn`` / ``stcn_small``."""
+    if name in STCN_VARIANTS:
+        from vosc.models.stcn import STCN
+
+        return STCN(**STCN_VARIANTS[name])
+    from vosc.models.vos_model import build_model
+
+    return build_model(name)
 
 
 def _sync(device: torch.device) -> None:
@@ -95,27 +135,35 @@ def make_inputs(size: tuple[int, int], objects: int, frames: int,
 class OursRunner:
     """Times ``vosc.inference.propagator.Propagator`` on a vosc model built by ``build_model``."""
 
-    def __init__(self, name: str, device: torch.device) -> None:
+    def __init__(self, name: str, device: torch.device, state: dict[str, torch.Tensor] | None = None) -> None:
         from vosc.inference.propagator import Propagator
-        from vosc.models.variants import build_model
 
-        self.model = build_model(name).to(device).eval()
+        self.model = build_bench_model(name)
+        if state is not None:  # an official STCN state dict (the reference's weights)
+            from vosc.checkpoints.stcn import load_stcn_official
+
+            load_stcn_official(self.model, state, name="--weights / reference")
+        self.model = self.model.to(device).eval()
         self.propagator_cls = Propagator
         self.device = device
+        self.last_probs: list[torch.Tensor] = []
 
     def _run(self, depth: int, clip: torch.Tensor, mask0: torch.Tensor, objects: int,
              times: list[tuple[float, float]], warmup: int) -> None:
         prop = self.propagator_cls(self.model, long_term_gap=LONG_TERM_GAP, memory_depth=depth)
         prop.add_reference(clip[0], mask0, objects)
+        self.last_probs = []
         for t in range(1, clip.shape[0]):
             _sync(self.device)
             t0, c0 = time.perf_counter(), time.process_time()
             logits = prop.step(clip[t], depths=[depth])[depth]
             pred = logits.argmax(dim=1, keepdim=True)
-            prop.update_memory(pred)
+            # what enters the memory is the family's choice: AOT the ids, STCN its soft probabilities
+            prop.update_memory(self.model.memory_mask(prop.last_logits_4x[depth], pred))
             _sync(self.device)
             if t > warmup:
                 times.append((time.perf_counter() - t0, time.process_time() - c0))
+            self.last_probs.append(torch.softmax(logits[0, : objects + 1].float(), dim=0).cpu())
 
     @torch.inference_mode()
     def time_frames(self, depth: int, clip: torch.Tensor, mask0: torch.Tensor, objects: int,
@@ -133,7 +181,8 @@ class OursRunner:
 
         def frame(t: int) -> None:
             logits = prop.step(clip[t], depths=[depth])[depth]
-            prop.update_memory(logits.argmax(dim=1, keepdim=True))
+            pred = logits.argmax(dim=1, keepdim=True)
+            prop.update_memory(self.model.memory_mask(prop.last_logits_4x[depth], pred))
 
         frame(1)
         return module_breakdown(self.model, lambda: frame(2), self.device)
@@ -144,8 +193,9 @@ class OursRunner:
         prop = self.propagator_cls(self.model, long_term_gap=LONG_TERM_GAP, memory_depth=depth)
         prop.add_reference(clip[0], mask0, objects)
         with FlopCounterMode(display=False) as counter:
-            logits = prop.step(clip[1], depths=[depth])[depth]
-            prop.update_memory(logits.argmax(dim=1, keepdim=True))
+            logits = prop.step(clip[1], depths=[depth])[depth]  # frame 1: STCN writes nothing, AOT short-term
+            pred = logits.argmax(dim=1, keepdim=True)
+            prop.update_memory(self.model.memory_mask(prop.last_logits_4x[depth], pred))
         return int(counter.get_total_flops())
 
 
@@ -290,58 +340,112 @@ def _summary(times: list[tuple[float, float]]) -> dict[str, Any]:
             "all_s": [round(t, 4) for t in wall], "all_cpu_s": [round(c, 4) for c in cpu]}
 
 
+def compare_outputs(ours: list[torch.Tensor], ref: list[torch.Tensor]) -> dict[str, Any]:
+    """Output check of one video: ``(1 + K, H, W)`` aggregated probabilities per propagated frame of vosc
+    and the reference: max abs difference, and pixels whose argmax differs (all frames)."""
+    if len(ours) != len(ref) or any(a.shape != b.shape for a, b in zip(ours, ref, strict=False)):
+        raise RuntimeError(f"output check: vosc gave {[tuple(a.shape) for a in ours]}, the reference "
+                           f"{[tuple(b.shape) for b in ref]}")
+    diff = max(float((a - b).abs().max()) for a, b in zip(ours, ref, strict=True))
+    mismatch = sum(int((a.argmax(0) != b.argmax(0)).sum()) for a, b in zip(ours, ref, strict=True))
+    return {"max_abs_prob_diff": diff, "mask_pixels_differing": mismatch,
+            "pixels": sum(a[0].numel() for a in ours), "finite": all(bool(a.isfinite().all()) for a in ref)}
+
+
 def _under(ctx: Any, fn: Callable[..., Any], *args: Any) -> Any:
     with ctx:
         return fn(*args)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark and return the result dictionary."""
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    load_before = list(os.getloadavg())
-    h, w = (int(v) for v in args.size.lower().split("x"))
-    clip, mask0 = make_inputs((h, w), args.objects, 1 + args.warmup + args.frames, device)
-    runners: dict[str, Any] = {"vosc": OursRunner(args.model, device)}
+def _with_speed_options(runner: OursRunner, args: argparse.Namespace, device: torch.device) -> OursRunner:
+    """Apply ``--channels-last`` / ``--compile`` to the vosc model and time it under ``--amp``."""
     from vosc.inference.speed import apply_speed_options, autocast
 
-    apply_speed_options(runners["vosc"].model, channels_last=args.channels_last, compile=args.compile)
-    ours_time = runners["vosc"].time_frames
-    runners["vosc"].time_frames = lambda *a: _under(autocast(device, args.amp), ours_time, *a)
-    if args.reference is not None:
-        runners["reference"] = ReferenceRunner(args.reference, args.reference_config, device)
+    apply_speed_options(runner.model, channels_last=args.channels_last, compile=args.compile)
+    timed = runner.time_frames
+    runner.time_frames = lambda *a: _under(autocast(device, args.amp), timed, *a)  # type: ignore[method-assign]
+    return runner
+
+
+def _make_runners(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    runners = _make_runners_plain(args, device)
+    runners["vosc"] = _with_speed_options(runners["vosc"], args, device)
+    return runners
+
+
+def _make_runners_plain(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    stcn = args.model in STCN_VARIANTS
+    if args.reference is None:
+        state = None
+        if stcn and args.weights is not None:
+            state = torch.load(args.weights, map_location="cpu", weights_only=True)
+        return {"vosc": OursRunner(args.model, device, state)}
+    if stcn:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from stcn_reference import STCNReferenceRunner  # type: ignore[import-not-found]
+
+        ref = STCNReferenceRunner(args.reference, args.weights, device)
+        return {"vosc": OursRunner(args.model, device, ref.state_dict()), "reference": ref}
+    return {"vosc": OursRunner(args.model, device),
+            "reference": ReferenceRunner(args.reference, args.reference_config, device)}
+
+
+def run_objects(args: argparse.Namespace, runners: dict[str, Any], objects: int,
+                device: torch.device) -> dict[str, Any]:
+    """Time every depth at one object count (rounds interleaved); per-depth entries as in ``per_depth``."""
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    clip, mask0 = make_inputs((h, w), objects, 1 + args.warmup + args.frames, device)
     times: dict[str, dict[int, list[tuple[float, float]]]] = {k: {d: [] for d in args.depths}
                                                              for k in runners}
+    checks: dict[int, dict[str, Any]] = {}
     for rnd in range(args.rounds):
         for depth in args.depths:
             order = list(runners) if rnd % 2 == 0 else list(reversed(list(runners)))
             for key in order:
-                times[key][depth] += runners[key].time_frames(depth, clip, mask0, args.objects, args.warmup)
+                times[key][depth] += runners[key].time_frames(depth, clip, mask0, objects, args.warmup)
+            if "reference" in runners and hasattr(runners["reference"], "last_probs"):
+                checks[depth] = compare_outputs(runners["vosc"].last_probs, runners["reference"].last_probs)
+    per_depth: dict[str, Any] = {}
+    for depth in args.depths:
+        entry: dict[str, Any] = {k: _summary(times[k][depth]) for k in runners}
+        if not args.no_flops:
+            for k, r in runners.items():
+                entry[k]["gflops"] = round(r.flops(depth, clip, mask0, objects) / 1e9, 2)
+        if args.profile:
+            entry["vosc"]["profile_s"] = runners["vosc"].profile(depth, clip, mask0, objects)
+        if "reference" in runners:
+            ref, ours = entry["reference"], entry["vosc"]
+            entry["speedup"] = ref["median_s"] / ours["median_s"]
+            entry["speedup_min"] = ref["min_s"] / ours["min_s"]
+            entry["speedup_cpu"] = ref["cpu_median_s"] / ours["cpu_median_s"]
+        if depth in checks:
+            entry["outputs"] = checks[depth]
+        per_depth[str(depth)] = entry
+    return per_depth
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark and return the result dictionary (``per_depth``: the first object count;
+    ``per_objects``: every count)."""
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    load_before = list(os.getloadavg())
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    runners = _make_runners(args, device)
+    per_objects = {str(n): run_objects(args, runners, n, device) for n in args.objects}
     result: dict[str, Any] = {
-        "model": args.model, "size_hw": [h, w], "objects": args.objects, "threads": args.threads,
+        "model": args.model, "size_hw": [h, w], "objects": args.objects[0], "object_counts": args.objects,
+        "threads": args.threads, "weights": None if args.weights is None else str(args.weights),
         "device": str(device), "long_term_gap": LONG_TERM_GAP, "warmup": args.warmup,
         "frames_per_run": args.frames, "rounds": args.rounds, "torch": torch.__version__,
         "channels_last": args.channels_last, "compile": args.compile, "amp": args.amp,
         "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
                     "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": list(os.getloadavg()),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
-        "per_depth": {},
+        "per_depth": per_objects[str(args.objects[0])], "per_objects": per_objects,
     }
     if device.type == "cuda":
         result["machine"]["gpu"] = torch.cuda.get_device_name(device)
-    for depth in args.depths:
-        entry: dict[str, Any] = {k: _summary(times[k][depth]) for k in runners}
-        if not args.no_flops:
-            for k, r in runners.items():
-                entry[k]["gflops"] = round(r.flops(depth, clip, mask0, args.objects) / 1e9, 2)
-        if args.profile:
-            entry["vosc"]["profile_s"] = runners["vosc"].profile(depth, clip, mask0, args.objects)
-        if "reference" in runners:
-            ref, ours = entry["reference"], entry["vosc"]
-            entry["speedup"] = ref["median_s"] / ours["median_s"]
-            entry["speedup_min"] = ref["min_s"] / ours["min_s"]
-            entry["speedup_cpu"] = ref["cpu_median_s"] / ours["cpu_median_s"]
-        result["per_depth"][str(depth)] = entry
     return result
 
 
@@ -354,19 +458,29 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
     result = run(args)
-    for depth, entry in result["per_depth"].items():
-        line = f"depth {depth}: vosc {entry['vosc']['median_s']:.3f} s/frame"
-        if "gflops" in entry["vosc"]:
-            line += f" ({entry['vosc']['gflops']} GFLOPs)"
-        if "reference" in entry:
-            line += (f" | reference {entry['reference']['median_s']:.3f} s/frame"
-                     f" ({entry['reference'].get('gflops', '?')} GFLOPs)"
-                     f" | speed-up median {entry['speedup']:.2f}x"
-                     f" min {entry['speedup_min']:.2f}x cpu {entry['speedup_cpu']:.2f}x")
-        print(line)
+    for objects, per_depth in result["per_objects"].items():
+        for depth, entry in per_depth.items():
+            print(summary_line(objects, depth, entry))
     if args.json is not None:
         write_json(result, args.json)
     return 0
+
+
+def summary_line(objects: str, depth: str, entry: dict[str, Any]) -> str:
+    """One printed line per (object count, depth)."""
+    line = f"{objects} objects, depth {depth}: vosc {entry['vosc']['median_s']:.3f} s/frame"
+    if "gflops" in entry["vosc"]:
+        line += f" ({entry['vosc']['gflops']} GFLOPs)"
+    if "reference" in entry:
+        line += (f" | reference {entry['reference']['median_s']:.3f} s/frame"
+                 f" ({entry['reference'].get('gflops', '?')} GFLOPs)"
+                 f" | speed-up median {entry['speedup']:.2f}x"
+                 f" min {entry['speedup_min']:.2f}x cpu {entry['speedup_cpu']:.2f}x")
+    if "outputs" in entry:
+        out = entry["outputs"]
+        line += (f" | outputs: max |prob diff| {out['max_abs_prob_diff']:.2e},"
+                 f" {out['mask_pixels_differing']} of {out['pixels']} mask pixels differ")
+    return line
 
 
 if __name__ == "__main__":

@@ -75,11 +75,31 @@ def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_r
         assert gaps[0].gaps == [5, 10, 15, 20, 25, 5] and gaps[0].fractions == [0.0, 0.1, 0.2, 0.3, 0.4, 0.9]
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS[:2])
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_fast_dev_run_of_each_stcn_experiment(experiment: str, synthetic_roots: list[str], tmp_path: Path,
                                               one_torch_thread: None) -> None:
     cfg = _cfg(tmp_path, [f"experiment={experiment}", *SMALL, "trainer.fast_dev_run=1", *synthetic_roots])
     train.run(cfg)  # raises on any failure (non-finite loss, shape errors, ...)
+
+
+def test_stcn_cpu_recipe_and_its_fast_dev_run(synthetic_roots: list[str], tmp_path: Path,
+                                              one_torch_thread: None) -> None:
+    """experiment=stcn_cpu (the CPU reference recipe of STCN): stcn_small from scratch on the rich synthetic
+    set with x265 CRF 27-47 on the fly, STCN's training rules with a from-scratch learning rate; a
+    fast_dev_run on a few generated videos (real x265)."""
+    tiny_set = ["data.train.0.source.videos=4", "data.val.0.videos=2", "data.num_workers=0", "logger=csv",
+                "callbacks.mask_images=null", "trainer.fast_dev_run=1", "threads=1"]
+    cfg = _cfg(tmp_path, ["experiment=stcn_cpu", *tiny_set, *synthetic_roots])
+    assert cfg.model.key_encoder == "resnet18" and cfg.model.value_dim == 128 and not cfg.model.pretrained
+    assert cfg.codec.codec == "x265"
+    assert str(cfg.codec.q) == "27-47" and cfg.data.val[0].seed == 1000 and cfg.data.train[0].source.seed == 0
+    datamodule, module, trainer = train.build(cfg)
+    assert sum(p.numel() for p in module.model.parameters()) == 8_748_940
+    hp = module.hparams
+    assert (hp.lr, hp.lr_milestones, hp.memory_feedback, hp.shuffle_ids) == (1e-3, None, "soft", False)
+    assert module.loss_fn.jaccard_weight == 0.0 and module.depths == [1] and module.num_ids == 256
+    assert cfg.trainer.max_steps == 900 and tuple(datamodule.augment.crop_size) == (97, 97)
+    train.run(cfg)
 
 
 def _losses(out: Path) -> dict[int, float]:

@@ -9,6 +9,7 @@ import torch
 from vosc.inference.propagator import Propagator
 from vosc.models.stcn import STCN
 from vosc.models.stcn.network import pad_to_multiple, unpad
+from vosc.models.vos_model import VOSModel
 
 H, W = 50, 70  # not multiples of 16: padded to 64 x 80
 
@@ -131,7 +132,9 @@ def test_unknown_depth_and_empty_memory() -> None:
 @torch.no_grad()
 def test_video_segmenter_runs_stcn_with_late_objects_and_twelve_ids(one_torch_thread: None) -> None:
     """VideoSegmenter (unchanged) drives STCN: 8 objects in frame 0, 4 more (ids up to 20) in frame 3; its
-    masks equal a hand-written loop over the same Propagator protocol."""
+    masks and probabilities equal a hand-written loop over the same Propagator protocol, in which STCN's
+    memory receives its soft aggregated probabilities (the family's ``memory_mask``, as the official
+    inference), not the argmax: a hard-mask loop gives other probabilities."""
     import numpy as np
 
     from vosc.inference.postprocess import prepare_frame
@@ -148,28 +151,59 @@ def test_video_segmenter_runs_stcn_with_late_objects_and_twelve_ids(one_torch_th
     late_ids = [9, 12, 14, 20]
     for j, oid in enumerate(late_ids):
         m3[30:45, j * 15: (j + 1) * 15] = oid
-    results = list(VideoSegmenter(model, long_term_gap=5).run(video, {0: m0, 3: m3}, return_probs=True))
+    # gap 2: frames 2 and 5 enter the long-term memory
+    results = list(VideoSegmenter(model, long_term_gap=2).run(video, {0: m0, 3: m3}, return_probs=True))
     assert [r.object_ids for r in results[3:]] == [tuple(range(1, 9)) + tuple(late_ids)] * 4
     assert results[4].probs.shape == (13, h, w)
     assert np.array_equal(results[0].mask, m0)
     assert np.array_equal(results[3].mask[m3 > 0], m3[m3 > 0])
 
-    # the same protocol by hand: hard-mask memory updates every frame, frame 3 pasted and re-referenced
+    # the same protocol by hand: frame 3 pasted and re-referenced (ids), other frames enter the memory as
+    # soft probabilities (soft=True) or, for contrast, as hard argmax masks (soft=False)
     lut = np.zeros(256, np.int64)
     lut[late_ids] = [9, 10, 11, 12]
     internal_ids = torch.from_numpy(np.where(m3 > 0, lut[m3], 0))[None, None]
-    prop = Propagator(model, long_term_gap=5)
     x = [prepare_frame(f, (h, w)) for f in video]
-    prop.add_reference(x[0], torch.from_numpy(m0.astype(np.int64))[None, None], 8)
     to_orig = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8] + late_ids)
-    for i in range(1, t):
-        pred = prop.step(x[i])[1].argmax(1, keepdim=True)
-        if i == 3:
-            pred = torch.where(internal_ids > 0, internal_ids, pred)
-            prop.add_reference(x[i], pred, 12)
-        else:
-            prop.update_memory(pred)
-        assert np.array_equal(results[i].mask, to_orig[pred[0, 0].numpy()]), f"frame {i}"
+    worst_hard = 0.0
+    for soft in (True, False):
+        prop = Propagator(model, long_term_gap=2)
+        prop.add_reference(x[0], torch.from_numpy(m0.astype(np.int64))[None, None], 8)
+        for i in range(1, t):
+            logits = prop.step(x[i])[1]
+            pred = logits.argmax(1, keepdim=True)
+            if i == 3:
+                pred = torch.where(internal_ids > 0, internal_ids, pred)
+                prop.add_reference(x[i], pred, 12)
+                continue
+            prob = torch.softmax(logits, dim=1)
+            prop.update_memory(prob if soft else pred)
+            if soft:
+                assert np.array_equal(results[i].mask, to_orig[pred[0, 0].numpy()]), f"frame {i}"
+                assert np.abs(results[i].probs - prob[0].numpy()).max() < 1e-6, f"frame {i}"
+            else:
+                worst_hard = max(worst_hard, float(np.abs(results[i].probs - prob[0].numpy()).max()))
+    assert worst_hard > 1e-5  # the test tells soft from hard memory updates (random weights: small)
+
+
+def test_family_decides_what_enters_the_memory(tiny_aost: VOSModel) -> None:
+    """``memory_mask``: AOT/AOST keep the loop's ids (unchanged behaviour), STCN its soft probabilities; a
+    GroupedPropagator refuses probabilities for more than one group."""
+    from vosc.inference.objects import GroupedPropagator
+
+    logits = torch.randn(1, 4, 8, 8)
+    ids = logits.argmax(1, keepdim=True)
+    assert tiny_aost.memory_mask(logits, ids) is ids
+    assert torch.allclose(tiny().memory_mask(logits, ids), torch.softmax(logits, dim=1))
+    grouped = GroupedPropagator(lambda: Propagator(tiny_aost, long_term_gap=5), tiny_aost.max_objects)
+    mask = torch.zeros(1, 1, 33, 33, dtype=torch.long)
+    for j in range(11):  # 11 objects: two groups of AOST's 10 identities
+        mask[..., 3 * j: 3 * j + 3, :] = j + 1
+    with torch.no_grad():
+        grouped.add_reference(torch.randn(1, 3, 33, 33), mask, 11)
+        grouped.step(torch.randn(1, 3, 33, 33), 1)
+    with pytest.raises(ValueError, match="cannot be split over 2 groups"):
+        grouped.update_memory(torch.rand(1, 12, 33, 33))
 
 
 @torch.no_grad()

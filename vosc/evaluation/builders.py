@@ -17,6 +17,7 @@ from torch import nn
 from vosc.checkpoints.loading import CheckpointError, weights_fingerprint
 from vosc.checkpoints.loading import load_vos_model as load_vos_model_from
 from vosc.config import ConfigError
+from vosc.models.base import VOSNetwork
 
 log = logging.getLogger("vosc.evaluate")
 
@@ -122,23 +123,24 @@ def build_source(dataset: DictConfig, data_root: str | None, split: str) -> tupl
     return source, cast(DictConfig, OmegaConf.merge(ds, {"name": name}))
 
 
-def resolve_depths(depths: list[int] | None, model: nn.Module) -> list[int]:
+def resolve_depths(depths: list[int] | None, model: VOSNetwork) -> list[int]:
     """Depths to evaluate (``None``: the full depth), each one the model can decode at.
 
     Raises:
-        ConfigError: A depth outside ``1..n_l``, or (AOT, whose decoder is not scalable) any depth but
-            ``n_l``.
+        ConfigError: A depth outside ``1..num_depths``, or one the family cannot decode at (AOT, whose
+            decoder is not scalable: any depth but ``n_l``).
     """
-    layers = int(model.num_layers)  # type: ignore[arg-type]
+    layers = int(model.num_depths)
     wanted = [layers] if depths is None else [int(d) for d in depths]
     bad = [d for d in wanted if not 1 <= d <= layers]
     if bad:
-        raise ConfigError(f"depths={wanted}: {bad} outside 1..{layers} (model.num_layers={layers})")
-    valid = list(getattr(model, "decode_depths", range(1, layers + 1)))
+        raise ConfigError(f"depths={wanted}: {bad} outside 1..{layers} ({type(model).__name__} has "
+                          f"{layers} depth(s))")
+    valid = list(model.decode_depths)
     off = [d for d in wanted if d not in valid]
     if off:
-        raise ConfigError(f"depths={wanted}: {off} not decodable: an AOT (LSTT) model decodes only at its "
-                          f"full depth; valid choices: {valid}")
+        raise ConfigError(f"depths={wanted}: {off} not decodable by {type(model).__name__} (an AOT (LSTT) "
+                          f"model decodes only at its full depth); valid choices: {valid}")
     return sorted(set(wanted))
 
 

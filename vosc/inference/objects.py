@@ -100,11 +100,13 @@ class GroupedPropagator:
         self.mask_unused = mask_unused
         self.groups: list[Propagator] = []
         self.num_objects = 0
+        self.last_logits: torch.Tensor | None = None
 
     def reset(self) -> None:
         """Forget every group (new video)."""
         self.groups = []
         self.num_objects = 0
+        self.last_logits = None
 
     def add_reference(self, frame: torch.Tensor, mask: torch.Tensor, num_objects: int) -> None:
         """Make ``frame`` a reference frame for every group, creating groups for new objects.
@@ -130,7 +132,8 @@ class GroupedPropagator:
 
         Returns:
             ``(1, 1 + G * S, h / 4, w / 4)`` merged logits at the decoder's 1/4 resolution (as the official
-            evaluator, which aggregates before upsampling straight to the original size).
+            evaluator, which aggregates before upsampling straight to the original size); also kept in
+            :attr:`last_logits`.
         """
         if not self.groups:
             raise RuntimeError("GroupedPropagator.step called before any reference frame was added")
@@ -139,13 +142,21 @@ class GroupedPropagator:
             prop.step(frame, depths=[depth])
             raw = prop.last_logits_4x[depth]
             logits.append(prop.mask_logits(raw) if self.mask_unused else raw)
-        return soft_aggregate(logits, self.group_size)
+        self.last_logits = soft_aggregate(logits, self.group_size)
+        return self.last_logits
 
     def update_memory(self, mask: torch.Tensor) -> None:
         """Feed the prediction of the frame just stepped into every group's memory.
 
         Args:
-            mask: ``(1, 1, h, w)`` int64 global ids.
+            mask: ``(1, 1, h, w)`` int64 global ids, or (one group only, e.g. a family without identity
+                slots) ``(1, 1 + K, h, w)`` probabilities, as the family's ``memory_mask`` gives them.
+
+        Raises:
+            ValueError: Probabilities for more than one group.
         """
+        if mask.is_floating_point() and len(self.groups) > 1:
+            raise ValueError(f"GroupedPropagator: probability masks {tuple(mask.shape)} cannot be split over "
+                             f"{len(self.groups)} groups of {self.group_size} objects; write ids")
         for g, prop in enumerate(self.groups):
-            prop.update_memory(split_ids(mask, g, self.group_size))
+            prop.update_memory(mask if mask.is_floating_point() else split_ids(mask, g, self.group_size))

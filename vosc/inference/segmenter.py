@@ -11,7 +11,9 @@
 3. Objects that first appear in frame ``t`` (a mask given for ``t``, YouTube-VOS style) are pasted over
    the prediction and the frame becomes an extra reference frame of every augmentation (new groups are
    created when the object count passes a multiple of ``max_obj``); otherwise each augmentation's own
-   prediction (its argmax, as the reference evaluator keeps them apart) updates its memory.
+   prediction updates its memory, in the form the family chooses (``VOSNetwork.memory_mask``): AOT/AOST
+   its argmax ids (as the reference evaluator, which keeps augmentations apart), STCN its soft aggregated
+   probabilities (as the official STCN inference).
 
 Object ids may have gaps (YouTube-VOS); internally they are renumbered ``1..K`` in order of appearance
 and the output uses the original ids. Frames are consumed one at a time (streaming): nothing but the
@@ -124,7 +126,7 @@ class VideoSegmenter:
         self.num_layers = int(model.num_depths)
         self.group_size: int | None = model.max_objects
         # sides the network size is rounded to: the stride, or any size for a family that pads itself (STCN)
-        self.stride = int(getattr(model, "input_multiple", model.stride))
+        self.stride = int(model.input_multiple)
         self.align_corners = bool(model.align_corners)
         if isinstance(depth, int):
             self._check_depth(depth, 0)
@@ -287,8 +289,10 @@ class _VideoState:
             for tracker, x, lab in zip(self.trackers, inputs, self._labels_each(aug_preds), strict=True):
                 tracker.add_reference(x, lab, len(self.ids))
         else:
+            model = self.seg.model
             for tracker, lab in zip(self.trackers, self._labels_each(aug_preds), strict=True):
-                tracker.update_memory(lab)
+                assert tracker.last_logits is not None
+                tracker.update_memory(model.memory_mask(tracker.last_logits, lab))  # ids, or soft masks
         return self._result(index, pred, prob, new_label, known, depth, return_probs)
 
     def _labels_each(self, preds: list[torch.Tensor]) -> list[torch.Tensor]:

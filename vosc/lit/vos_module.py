@@ -40,12 +40,14 @@ from torch import Tensor, nn
 from vosc.config import ConfigError
 from vosc.inference.propagator import Propagator, run_clip
 from vosc.losses.segmentation import SegmentationLoss, combine_depths
+from vosc.models.base import VOSNetwork
 from vosc.types import VOSBatch
 from vosc.utils.optim import DEFAULT_NO_DECAY_KEYS, WarmupPolyLR, param_groups
 
 log = logging.getLogger(__name__)
 
 NEG_INF = -1e4  # safe in fp16/bf16 and float32
+MAX_MASK_ID = 255  # the most objects a uint8 id mask holds
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -197,12 +199,16 @@ class VOSModule(L.LightningModule):
             from hydra.utils import instantiate
 
             model = instantiate(model_config)
-        self.model = model
+        if not isinstance(model, VOSNetwork):
+            raise ConfigError(f"lit: model {type(model).__name__} is not a vosc.models.base.VOSNetwork "
+                              "(a model family: encode/write/read)")
+        self.model: VOSNetwork = model
         self.loss_fn = loss if loss is not None else SegmentationLoss()
-        num_layers = int(getattr(model, "num_layers", 1))
-        scalable = self._is_scalable(model)
+        num_layers = int(model.num_depths)
+        scalable = tuple(model.decode_depths) == tuple(range(1, num_layers + 1))
         self.depths = self._check_depths(depths, num_layers, scalable, "lit.depths")
-        self.val_depths = self._check_depths(val_depths, num_layers, True, "lit.val_depths") if val_depths else self.depths
+        self.val_depths = (self._check_depths(val_depths, num_layers, True, "lit.val_depths") if val_depths
+                           else self.depths)
         if not (alpha > 0):
             raise ConfigError(f"lit.alpha={float(alpha)} must be > 0 (or inf for deepest-only supervision)")
         self.alpha = float(alpha)
@@ -210,8 +216,9 @@ class VOSModule(L.LightningModule):
             raise ConfigError(f"lit.memory_feedback={memory_feedback!r}; valid choices: ['argmax', 'soft']")
         if not 0.0 <= seq_switch_ratio <= 1.0:
             raise ConfigError(f"lit.seq_switch_ratio must be in [0, 1], got {seq_switch_ratio}")
-        self.num_ids = int(getattr(model, "max_obj", 10)) + 1
-        if shuffle_ids and getattr(model, "max_objects", 10) is None:
+        # identity slots incl. background: the family's capacity, or every id of a uint8 mask (unbounded)
+        self.num_ids = (MAX_MASK_ID if model.max_objects is None else int(model.max_objects)) + 1
+        if shuffle_ids and model.max_objects is None:
             raise ConfigError(f"lit.shuffle_ids=true needs a model family with identity slots; "
                               f"{type(model).__name__} decodes objects separately: set lit.shuffle_ids=false")
         self.vis_sample: dict[str, Any] | None = None
@@ -233,12 +240,6 @@ class VOSModule(L.LightningModule):
             load_enhancer_weights(enhancer, ckpt)  # type: ignore[arg-type]
             log.info("enhancer initialised from %s", ckpt)
         return enhancer
-
-    @staticmethod
-    def _is_scalable(model: nn.Module) -> bool:
-        if hasattr(model, "scalable"):
-            return bool(model.scalable)
-        return str(getattr(model, "block_type", "slstt")).lower() == "slstt"
 
     @staticmethod
     def _check_depths(depths: Sequence[int] | None, num_layers: int, scalable: bool, key: str) -> list[int]:
@@ -416,8 +417,9 @@ class VOSModule(L.LightningModule):
         Sizing follows :class:`~vosc.inference.segmenter.VideoSegmenter` (and so ``evaluate.py``): frames are
         resized (bicubic) to :func:`~vosc.inference.postprocess.network_size` (sides ``16k + 1`` for
         ``align_corners`` models), the first mask with nearest-neighbour sampling; logits are resized back
-        bilinearly to the original size before the argmax, and each prediction re-enters the memory resized
-        to the network size. Validation J&F and evaluation J&F of the same weights therefore agree.
+        bilinearly to the original size before the argmax, and each prediction re-enters the memory as the
+        family's :meth:`~vosc.models.base.VOSNetwork.memory_mask` of it (AOT: the ids resized to the network
+        size; STCN: its soft probabilities). Validation J&F and evaluation J&F of the same weights therefore agree.
 
         Args:
             frames: ``(B, T, 3, H, W)`` normalised frames.
@@ -431,9 +433,8 @@ class VOSModule(L.LightningModule):
         from vosc.inference.postprocess import network_size
 
         h, w = frames.shape[-2:]
-        align = bool(getattr(self.model, "align_corners", True))
-        multiple = getattr(self.model, "input_multiple", getattr(self.model, "stride", 16))  # STCN pads itself
-        nh, nw = network_size(h, w, None, None, 1.0, int(multiple), align)
+        align = bool(self.model.align_corners)
+        nh, nw = network_size(h, w, None, None, 1.0, int(self.model.input_multiple), align)
 
         def to_net(x: Tensor, mode: str) -> Tensor:
             if (nh, nw) == (h, w):
@@ -451,7 +452,7 @@ class VOSModule(L.LightningModule):
                 lg = F.interpolate(lg, size=(h, w), mode="bilinear", align_corners=align)
             pred = lg.argmax(dim=1, keepdim=True)
             preds.append(pred[:, 0])
-            return to_net(pred, "nearest")
+            return self.model.memory_mask(logits[depth], to_net(pred, "nearest"))  # ids, or STCN's soft masks
 
         net_frames = torch.stack([to_net(frames[:, i], "bicubic") for i in range(frames.shape[1])], dim=1)
         run_clip(self._propagator(self.hparams.val_long_term_gap), net_frames, to_net(first_mask, "nearest"),

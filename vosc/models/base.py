@@ -157,12 +157,37 @@ class VOSNetwork(nn.Module, ABC):
         num_depths: Number of depths (AOT/AOST: ``n_l``; STCN: 1).
         align_corners: ``align_corners`` of the family's bilinear resizing; network sizes are
             ``stride * k + 1`` when ``True`` (AOT/AOST except Swin), ``stride * k`` otherwise.
+
+    What callers (``VideoSegmenter``, ``evaluate.py``, ``VOSModule``) need beyond these comes from
+    :attr:`decode_depths`, :attr:`input_multiple` and :meth:`memory_mask`; no caller reads a family's own
+    attribute names.
     """
 
     stride: int = 16
     max_objects: int | None = None
     num_depths: int = 1
     align_corners: bool = False
+
+    @property
+    def input_multiple(self) -> int:
+        """Network input sides are rounded to multiples of this (plus 1 with ``align_corners``): the
+        stride by default; 1 for a family that pads its inputs itself in :meth:`encode` (STCN)."""
+        return self.stride
+
+    def memory_mask(self, logits: Tensor, ids: Tensor) -> Tensor:
+        """What the inference loop writes into the memory for a frame it predicted (the family decides).
+
+        Args:
+            logits: ``(B, 1 + C, h_o, w_o)`` the frame's logits from :meth:`read` through the loop's
+                masking of absent objects, at the decoder's resolution.
+            ids: ``(B, 1, H, W)`` int64 the loop's final prediction at network size (argmax at the frame's
+                original size, brought back to the network size).
+
+        Returns:
+            ``ids`` by default (hard masks: AOT/AOST, as the official AOT evaluator), or ``(B, 1 + K, H, W)``
+            probabilities (STCN, whose official inference encodes its soft aggregated prediction).
+        """
+        return ids
 
     @property
     def decode_depths(self) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
-"""STCN network (pure ``nn.Module``; the per-video memory loop is
-:class:`vosc.inference.stcn.STCNPropagator`).
+"""STCN network (pure ``nn.Module``; the per-video memory loop is the shared
+:class:`vosc.inference.propagator.Propagator`).
 
 Data flow per frame (``B`` videos, ``K`` objects, ``h, w = H/16, W/16``)::
 
@@ -118,9 +118,6 @@ class STCN(VOSNetwork):
     """
 
     stride: int = 16
-    #: Sides the loop may feed: any (``encode`` pads to multiples of 16 itself, as the official code), so
-    #: ``VideoSegmenter`` and validation keep the frame size instead of rounding it to multiples of 16.
-    input_multiple: int = 1
     max_objects: int | None = None
     num_depths: int = 1
     align_corners: bool = False
@@ -148,15 +145,16 @@ class STCN(VOSNetwork):
         self.forced_topk: list[Tensor] | None = None
 
     @property
-    def num_layers(self) -> int:
-        """Depth count under the AOT name that ``VideoSegmenter``/``evaluate.py`` read (1)."""
-        return self.num_depths
+    def input_multiple(self) -> int:
+        """Any input size (1): :meth:`encode` zero-pads to multiples of 16 itself, as the official code, so
+        ``VideoSegmenter`` and validation keep the frame size instead of rounding it."""
+        return 1
 
-    @property
-    def max_obj(self) -> int:
-        """Objects per memory under the AOT name (``GroupedPropagator``'s group size): 255, the most a
-        uint8 id map can hold, so every video is one group (STCN itself is unbounded)."""
-        return 255
+    def memory_mask(self, logits: Tensor, ids: Tensor) -> Tensor:
+        """The soft aggregated probabilities ``softmax(logits)`` ``(B, 1 + K, H, W)``, as the official
+        inference encodes its prediction (``ids`` unused). Equal to the last :meth:`read`'s probabilities, so
+        :meth:`write` encodes them over the padded frame, padding area included."""
+        return torch.softmax(logits, dim=1)
 
     def train(self, mode: bool = True) -> STCN:
         """Set the mode; batch norms stay in eval mode when ``freeze_bn_stats``."""
