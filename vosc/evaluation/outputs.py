@@ -87,7 +87,8 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
     for (codec, depth, enhanced), curve in curves.items():
         index["curves"][curve.label] = str(curve.save(sweep.curve_path(codec, depth, enhanced)))
     ordered = list(curves.values())
-    index["gt_skipped"] = {k: v for c in ordered for p in c.points for k, v in p.extra.get("gt_skipped", {}).items()}
+    index["gt_skipped"] = {k: v for c in ordered for p in c.points
+                           for k, v in p.extra.get("gt_skipped", {}).items()}
     if index["gt_skipped"]:
         log.warning("J&F leaves out %d sequence(s) (missing_gt=skip): %s", len(index["gt_skipped"]),
                     sorted(index["gt_skipped"]))
