@@ -65,3 +65,24 @@ def test_missing_gt_skip_reports_the_sequence_and_counts_separately(tmp_path: Pa
     assert (row["jf_seqs"], row["bpp_seqs"]) == (2, 3)
     with pytest.raises(ValueError, match="missing_gt must be one of"):
         _sweep(tmp_path / "bad", data, missing_gt="ignore").run()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "resized"])
+def test_bad_frame_in_the_last_sequence_fails_before_any_work(tmp_path: Path, data: Path,
+                                                              damage: str) -> None:
+    """Issue 13 item 7: every frame header and size is checked before the first sequence runs."""
+    from PIL import Image
+
+    from vosc.data.errors import CorruptImageError, InconsistentFrameSizeError
+
+    frame = sorted((data / "JPEGImages" / "480p" / "synth-002").glob("*.jpg"))[3]
+    if damage == "truncated":
+        frame.write_bytes(frame.read_bytes()[:20])
+        error: type[Exception] = CorruptImageError
+    else:
+        Image.open(frame).resize((80, 48)).save(frame)
+        error = InconsistentFrameSizeError
+    sweep = _sweep(tmp_path, data)
+    with pytest.raises(error, match=frame.name):
+        sweep.run()
+    assert sweep.computed == 0 and not list((tmp_path / "eval").rglob("*.json"))

@@ -10,16 +10,22 @@ its done marker and reported in the summary (``jf_sequences`` / ``bpp_sequences`
 
 With ``references="all"`` (YouTube-VOS: first-appearance masks) partial annotation is the layout itself;
 such sequences are scored only when every frame is annotated.
+
+:func:`check_sequences` runs all these checks, and the header and size of every evaluated frame, before the
+first sequence of a sweep starts.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 
+from vosc.data.errors import CorruptImageError, InconsistentFrameSizeError, MissingFrameError
 from vosc.data.sources.base import VideoRecord
 from vosc.metrics.errors import MissingGroundTruthError
 
@@ -28,7 +34,7 @@ log = logging.getLogger(__name__)
 MissingGT = Literal["error", "skip"]
 MISSING_GT_CHOICES = ("error", "skip")
 
-__all__ = ["MISSING_GT_CHOICES", "MissingGT", "ground_truth_status"]
+__all__ = ["MISSING_GT_CHOICES", "MissingGT", "check_sequences", "ground_truth_status"]
 
 
 def _mask_path(rec: VideoRecord, index: int) -> str:
@@ -73,3 +79,44 @@ def ground_truth_status(rec: VideoRecord, indices: Sequence[int], has: np.ndarra
             "to leave this sequence out of J&F (it is listed in the summary)")
     log.warning("missing_gt=skip: %s; the sequence is left out of J&F (still counted in bpp)", reason)
     return False, reason
+
+
+def _frame_size(path: Path) -> tuple[int, int]:
+    """``(W, H)`` from the image header (no pixel decoding)."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError as exc:
+        raise MissingFrameError(path, "frame file is missing") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImageError(path, f"cannot read image header ({exc})") from exc
+
+
+def check_sequences(videos: Sequence[VideoRecord], max_frames: int | None, references: str,
+                    missing_gt: MissingGT = "error") -> int:
+    """Validate every evaluated frame's header and size (and, under ``missing_gt="error"``, the ground
+    truth) of every sequence before the first one runs, so that a bad file late in the set wastes no work.
+
+    Returns:
+        The number of frame headers checked.
+
+    Raises:
+        MissingFrameError, CorruptImageError: A frame is missing or its header unreadable.
+        InconsistentFrameSizeError: A frame's size differs from the first frame of its sequence.
+        MissingGroundTruthError: See :func:`ground_truth_status`.
+    """
+    checked = 0
+    for rec in videos:
+        n = len(rec) if max_frames is None else min(len(rec), max_frames)
+        size = _frame_size(rec.frame_paths[0])
+        for i in range(1, n):
+            other = _frame_size(rec.frame_paths[i])
+            if other != size:
+                raise InconsistentFrameSizeError(
+                    rec.frame_paths[i], f"frame size {other[0]}x{other[1]} differs from {size[0]}x{size[1]} "
+                    f"of {rec.frame_paths[0].name} (sequence {rec.name!r})")
+        checked += n
+        if missing_gt == "error":
+            has = np.array([rec.has_mask(i) for i in range(n)], dtype=bool)
+            ground_truth_status(rec, list(range(n)), has, references, missing_gt)
+    return checked

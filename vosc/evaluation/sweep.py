@@ -37,7 +37,7 @@ from vosc.codecs.base import Codec
 from vosc.codecs.cache import BitstreamCache, content_key_files
 from vosc.data.palette import write_mask
 from vosc.data.sources.base import VideoRecord, VideoSource
-from vosc.evaluation.ground_truth import MissingGT, ground_truth_status
+from vosc.evaluation.ground_truth import MissingGT, check_sequences, ground_truth_status
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
 from vosc.metrics.rate import psnr_y_frames
@@ -367,8 +367,11 @@ class Sweep:
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
-        """Process every sequence (skipping finished ones) and log the progress."""
+        """Check every input frame (and the ground truth), then process every sequence (skipping finished
+        ones) and log the progress."""
         variants = self.variants
+        checked = check_sequences(self.source.videos, self.max_frames, self.references, self.missing_gt)
+        log.info("%d frame headers of %d sequences checked", checked, len(self.source))
         for n, rec in enumerate(self.source.videos, 1):
             indices = self._indices(rec)
             key = content_key_files([rec.frame_paths[i] for i in indices])
