@@ -21,7 +21,8 @@ def _dataset(root: Path, on_error: str) -> CompressedClipDataset:
     src = DavisSource(root, split="train", on_error=on_error)  # type: ignore[arg-type]
     return CompressedClipDataset([TrainEntry(src, repeat=1, max_gap=3)],
                                  ClipSampler(num_frames=3, min_ref_pixels=50),
-                                 ClipAugment(crop_size=(48, 64), short_edge=96), CompressionSpec("none"), seed=3)
+                                 ClipAugment(crop_size=(48, 64), short_edge=96), CompressionSpec("none"),
+                                 seed=3)
 
 
 def test_truncated_frame_mid_training(tmp_path: Path, synthetic_davis: Path,
