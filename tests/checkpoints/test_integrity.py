@@ -66,3 +66,13 @@ def test_empty_ckpt_says_what_to_pass() -> None:
 
     with pytest.raises(FileNotFoundError, match=r"path is empty: pass a checkpoint file.*last\.ckpt"):
         evaluate_loader("", OmegaConf.create(TINY), seed=0)
+
+
+@pytest.mark.parametrize(("variant", "into"), [("aott", "aost"), ("aost", "aott")])
+def test_mismatch_names_the_file_and_the_matching_variant(aot_parity: Path, variant: str, into: str) -> None:
+    from vosc.checkpoints.official import CheckpointMismatchError
+
+    path = aot_parity / variant / "checkpoint.pth"
+    expected = rf"{variant}/checkpoint\.pth: .*keys match model={variant}\b"
+    with pytest.raises(CheckpointMismatchError, match=expected):
+        load_vos_model(path, {"_target_": "vosc.models.vos_model.build_model", "name": into})

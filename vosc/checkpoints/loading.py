@@ -135,6 +135,6 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
     if isinstance(model, STCN):
         report = load_stcn_official(model, data, strict=True, name=str(path))
     else:
-        report = load_official(model, data, strict=True)
+        report = load_official(model, data, strict=True, name=str(path))
     log.info("loaded official checkpoint %s (%s)", path, report.describe(str(path)))
     return LoadedModel(model.eval(), config, str(path), digest, "official")
