@@ -27,8 +27,9 @@ class DavisSource(VideoSource):
         root: Dataset root (holds ``JPEGImages``, ``Annotations``, ``ImageSets``).
         split: ``"train"``, ``"val"``, ``"test-dev"``... (file of ``ImageSets/<year>/``), or ``None``
             for every folder of ``JPEGImages/<resolution>``.
-        year: ``2017`` (``ImageSets/2017/<split>.txt``) or ``2016``: ``ImageSets/2016/<split>.txt`` of the
-            DAVIS-2017 layout (objects merged into one), else ``ImageSets/480p/<split>.txt`` of the 2016 release.
+        year: ``2017`` (``ImageSets/2017/<split>.txt``) or ``2016``: ``ImageSets/2016/<split>.txt`` of
+            the DAVIS-2017 layout (objects merged into one), else ``ImageSets/480p/<split>.txt`` of the
+            2016 release.
         resolution: ``"480p"`` or ``"Full-Resolution"``.
         sequences: Optional subset of sequence names (in this order).
         binary_masks: ``True`` for 0/255 masks (DAVIS-2016), ``False`` for palette ids, ``None`` = auto.
