@@ -109,7 +109,9 @@ def build_source(dataset: DictConfig, data_root: str | None, split: str) -> tupl
         ds = OmegaConf.create({"name": None, "references": "first", "submission": None, "source": davis})
     elif data_root is not None and str(ds.source.get("root")) != str(data_root):
         log.info("data_root=%s replaces the dataset root %s", data_root, ds.source.get("root"))
-        ds = OmegaConf.merge(ds, {"source": {"root": str(data_root)}})
+        merged = OmegaConf.merge(ds, {"source": {"root": str(data_root)}})
+        assert isinstance(merged, DictConfig)
+        ds = merged
     root = ds.source.get("root")
     synthetic = ds.source._target_.endswith("SyntheticSource")
     if root is None:

@@ -422,11 +422,11 @@ class Sweep:
             for variant in op_todo:
                 frames = enhanced if variant.enhanced else decoded.frames
                 assert frames is not None
-                stage = {
+                stage: dict[str, Any] = {
                     "enhance": enhance_s if variant.enhanced else 0.0,
                     "psnr": enh_psnr if variant.enhanced else decoded.psnr_frames,
+                    "gt_skipped": skip_reason,
                 }
-                stage["gt_skipped"] = skip_reason
                 self._run_variant(variant, rec, indices, key, frames, masks, gt, decoded, stage)
 
     def _compress(self, op: OperatingPoint, rec: VideoRecord, raw: np.ndarray, key: str) -> _Decoded:

@@ -63,7 +63,7 @@ class CSVLogger(_LightningCSVLogger):
     """Lightning's ``CSVLogger`` (same arguments) that keeps the rows of earlier steps on resume."""
 
     @property
-    def experiment(self) -> ExperimentWriter:  # type: ignore[override]
+    def experiment(self) -> Any:
         """The writer (created on first use, rank 0)."""
         if self._experiment is not None:
             return self._experiment
