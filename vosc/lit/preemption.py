@@ -213,7 +213,12 @@ class PreemptionCheckpoint(Checkpoint):
             return
         job = os.environ["SLURM_ARRAY_JOB_ID"] + "_" + os.environ["SLURM_ARRAY_TASK_ID"] \
             if os.environ.get("SLURM_ARRAY_JOB_ID") else os.environ["SLURM_JOB_ID"]
-        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False,
+                                  timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("scontrol requeue %s failed: %s (requeue by hand; last.ckpt is written)", job, exc)
+            return
         if done.returncode != 0:
             log.error("scontrol requeue %s failed (%d): %s", job, done.returncode, done.stderr.strip())
         else:
