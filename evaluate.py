@@ -80,6 +80,7 @@ def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
         checkpoint=prov["checkpoint"], checkpoint_hash=prov["checkpoint_hash"], enhancer=enhancer,
         enhancer_mode=mode, max_frames=cfg.max_frames, resize_long_edge=cfg.resize_long_edge,
         references=str(ds.references), overwrite=bool(cfg.overwrite), device=device,
+        missing_gt=str(cfg.get("missing_gt", "error")),
         segmenter_config=seg_cfg)  # type: ignore[arg-type]
     return sweep, ds
 

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from vosc.checkpoints.errors import CheckpointError
+from vosc.checkpoints.integrity import verify_content_hash
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class LoadedModel:
         model: The network (eval mode, CPU).
         model_config: Plain-dict constructor config (``_target_`` + arguments) of the network: the one
             stored in a vosc checkpoint, else the one given.
-        checkpoint: Path of the checkpoint, or ``None`` for random initialisation.
+        checkpoint: Absolute path of the checkpoint, or ``None`` for random initialisation.
         checkpoint_hash: First 16 hex digits of the file's SHA-256, or ``None``.
         kind: ``"vosc"``, ``"official"`` or ``"random"``.
     """
@@ -77,6 +78,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: checkpoint is a {type(data).__name__}, expected a dict")
+    verify_content_hash(data, path)
     return data
 
 
@@ -112,7 +114,11 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
     if ckpt is None:
         torch.manual_seed(int(seed))
         return LoadedModel(instantiate(config).eval(), config, None, None, "random")
-    path = Path(str(ckpt)).expanduser()
+    if not str(ckpt).strip():
+        raise FileNotFoundError("checkpoint path is empty: pass a checkpoint file (a vosc last.ckpt such as "
+                                "outputs/<task>/runs/<time>/checkpoints/last.ckpt, or an official AOT .pth), or "
+                                "null for a randomly initialised network (smoke tests only)")
+    path = Path(str(ckpt)).expanduser().resolve()  # provenance records the absolute path
     data = read_checkpoint(path)
     digest = file_sha256(path)[:16]
     hparams = data.get("hyper_parameters")
@@ -129,6 +135,6 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
     if isinstance(model, STCN):
         report = load_stcn_official(model, data, strict=True, name=str(path))
     else:
-        report = load_official(model, data, strict=True)
+        report = load_official(model, data, strict=True, name=str(path))
     log.info("loaded official checkpoint %s (%s)", path, report.describe(str(path)))
     return LoadedModel(model.eval(), config, str(path), digest, "official")

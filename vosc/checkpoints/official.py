@@ -149,17 +149,58 @@ def load_converted(model: nn.Module, state: dict[str, Tensor], strict: bool = Tr
     return report
 
 
-def load_official(model: VOSModel, source: str | Path | dict[str, Any], strict: bool = True) -> LoadReport:
-    """Load an official AOT/AOST checkpoint into ``model``.
+def matching_variants(state: dict[str, Tensor]) -> list[str]:
+    """Model variants (``model=<name>``) whose architecture fits an official state dict's keys: encoder
+    (MobileNetV2 ``features.*``, ResNet ``layer1.*``, Swin ``layers.*``), block (``linear_QV`` = S-LSTT) and
+    depth (``LSTT.decoder_norms.i`` / ``LSTT.layers.i``)."""
+    from vosc.models.variants import model_config, model_names
+
+    keys = [k.removeprefix("module.") for k in state]
+    if any(k.startswith("encoder.features.") for k in keys):
+        encoder = "mobilenetv2"
+    elif any(k.startswith("encoder.layer1.") for k in keys):
+        encoder = "resnet50"
+    elif any(k.startswith(("encoder.layers.", "encoder.patch_embed.")) for k in keys):
+        encoder = "swin_base"
+    else:
+        return []
+    block = "slstt" if any(".linear_QV." in k for k in keys) else "lstt"
+
+    def count(prefix: str) -> int:
+        found = {int(k[len(prefix):].split(".")[0]) for k in keys if k.startswith(prefix)}
+        return max(found) + 1 if found else 0
+
+    layers, norms = count("LSTT.layers."), count("LSTT.decoder_norms.")
+    shared = layers == 1 and norms > 1
+    depth = max(layers, norms)
+    fits = []
+    for name in model_names():
+        v = model_config(name)
+        if v.get("_target_") != "vosc.models.vos_model.VOSModel" or v.get("d_model") != 256:
+            continue  # other families, and the narrow CPU variants (no official weights)
+        if (v.encoder, v.block, v.num_layers, bool(v.get("shared_layers", False))) == (encoder, block, depth, shared):
+            fits.append(name)
+    return fits
+
+
+def load_official(model: VOSModel, source: str | Path | dict[str, Any], strict: bool = True,
+                  name: str | None = None) -> LoadReport:
+    """Load an official AOT/AOST checkpoint into ``model`` (``name``: the file named in errors).
 
     Raises:
-        CheckpointMismatchError: ``strict`` and keys are missing/unexpected/mis-shaped (all named).
+        CheckpointMismatchError: ``strict`` and keys are missing/unexpected/mis-shaped (all named), with the
+            variant(s) whose keys would match (:func:`matching_variants`).
     """
     state = read_state_dict(source)
     converted, ignored = convert_state_dict(state, model.encoder.name)
-    report = load_converted(
-        model, converted, strict, str(source) if isinstance(source, (str, Path)) else "checkpoint"
-    )
+    name = name or (str(source) if isinstance(source, (str, Path)) else "checkpoint")
+    try:
+        report = load_converted(model, converted, strict, name)
+    except CheckpointMismatchError as exc:
+        fits = matching_variants(state)
+        hint = (f"its keys match model={' or model='.join(fits)}" if fits
+                else "its keys match no known AOT/AOST variant")
+        raise CheckpointMismatchError(f"{name}: checkpoint does not fit this model; {hint}\n{exc}") from exc
     report.ignored = ignored
     return report
 

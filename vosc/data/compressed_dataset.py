@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from vosc.codecs import CODECS, Codec, build_codec
 from vosc.codecs.cache import SequenceCodecCache
 from vosc.config import ConfigError
+from vosc.data.errors import DataError
 from vosc.data.sampling import ClipSampler, relabel_objects
 from vosc.data.sources.base import VideoRecord, VideoSource
 from vosc.data.transforms import ClipAugment, StaticClipSynthesizer
@@ -181,6 +182,7 @@ class CompressedClipDataset(Dataset[CodedClip]):
         if not self.items:
             raise ValueError("the training mixture has no video")
         self.gap_schedule: list[tuple[int, int]] = []
+        self.dropped: dict[str, str] = {}  # videos that failed at decode time (on_error="skip"), this process
 
     def set_gap_schedule(self, epochs: Sequence[int], gaps: Sequence[int]) -> None:
         """Largest gap per epoch: ``gaps[k]`` from epoch ``epochs[k]`` on (divided by each entry's
@@ -203,7 +205,25 @@ class CompressedClipDataset(Dataset[CodedClip]):
         return len(self.items)
 
     def __getitem__(self, index: int) -> CodedClip:
+        """Clip ``index``. A video whose files fail while the clip is made (a truncated JPEG, an unsampleable
+        video) raises, unless its source has ``on_error="skip"``: then the reason is logged (once per process)
+        and item ``i + 1`` (of the same epoch) is returned instead; deterministic, whatever the worker."""
         epoch, i = divmod(int(index), len(self.items))
+        for attempt in range(len(self.items)):
+            j = (i + attempt) % len(self.items)
+            ent = self.entries[self.items[j][0]]
+            try:
+                return self._item(epoch, j)
+            except DataError as exc:
+                if ent.source.on_error != "skip":
+                    raise
+                key = f"{ent.source.name}/{ent.source.videos[self.items[j][1]].name}"
+                if key not in self.dropped:
+                    log.warning("training video %s dropped (on_error=skip): %s", key, exc)
+                self.dropped[key] = str(exc)
+        raise RuntimeError(f"no usable training video: every video failed ({sorted(self.dropped)})")
+
+    def _item(self, epoch: int, i: int) -> CodedClip:
         rng = np.random.default_rng([self.seed, epoch, i])
         ent = self.entries[self.items[i][0]]
         rec = ent.source.videos[self.items[i][1]]

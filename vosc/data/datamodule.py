@@ -10,6 +10,11 @@ sequences, typed :class:`vosc.types.VOSBatch` batches.
   different sizes). Under DDP Lightning substitutes its own ``DistributedSampler``, which pads the set
   with repeated sequences: compute per-sequence J&F once per sequence name (DESIGN §7). With several
   val sources ``val_dataloader`` returns a list (``dataloader_idx`` = position in ``val``).
+* Resumption: the training loader is a :class:`ResumableDataLoader` (Lightning's stateful-loader protocol:
+  ``state_dict`` / ``load_state_dict`` stored in the checkpoint). It records the epoch and the batches
+  already consumed; a run resumed from a mid-epoch checkpoint skips exactly those indices. Clip, codec q and
+  augmentation draws depend only on ``(seed, epoch, index)`` and the worker seeds come from the loader's
+  own generator seeded from ``(seed, epoch)``, so the resumed batches equal the uninterrupted ones.
 * Workers: ``worker_init_fn`` seeds ``random``/``numpy``/``torch`` from the worker's torch seed; codecs
   and caches are built lazily inside each worker (one core each).
 """
@@ -112,10 +117,59 @@ class EpochSeededSampler(DistributedSampler):
         num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if ready else 1)
         rank = rank if rank is not None else (dist.get_rank() if ready else 0)
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        self.start = 0  # indices of the next iteration to skip (resumption), reset by each iteration
 
     def __iter__(self) -> Iterator[int]:
         n = len(self.dataset)  # type: ignore[arg-type]
-        return iter([self.epoch * n + int(i) for i in super().__iter__()])
+        start, self.start = self.start, 0
+        return iter([self.epoch * n + int(i) for i in list(super().__iter__())[start:]])
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` over an :class:`EpochSeededSampler` that Lightning can resume mid-epoch.
+
+    ``state_dict`` gives ``{"epoch", "batches", "length"}`` (batches handed out in the current iteration);
+    after ``load_state_dict`` the next iteration skips those batches (nothing when the checkpoint was at the
+    end of an epoch). Each iteration reseeds the loader's generator from ``(seed, epoch)``, so the worker
+    seeds do not depend on the global RNG or on how often the loader was iterated before.
+
+    Args:
+        *args: ``DataLoader`` arguments (the sampler must be an :class:`EpochSeededSampler`).
+        seed: Base seed of the worker seeds.
+        **kwargs: ``DataLoader`` keyword arguments.
+    """
+
+    def __init__(self, *args: Any, seed: int = 0, **kwargs: Any) -> None:
+        kwargs.setdefault("generator", torch.Generator())
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+        self._yielded = 0
+        self._skip = 0
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        sampler = self.sampler
+        epoch = int(getattr(sampler, "epoch", 0))
+        skip, self._skip = self._skip, 0
+        if skip:
+            sampler.start = skip * int(self.batch_size or 1)  # type: ignore[attr-defined]
+            log.info("resuming epoch %d after batch %d of %d (stateful training loader)",
+                     epoch, skip, len(self))
+        assert self.generator is not None
+        self.generator.manual_seed(int(self.seed) * 1_000_003 + epoch)
+        self._yielded = skip
+        for batch in super().__iter__():
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """Position in the current epoch: ``{"epoch", "batches", "length"}``."""
+        epoch = int(getattr(self.sampler, "epoch", 0))
+        return {"epoch": epoch, "batches": self._yielded, "length": len(self)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Skip the batches consumed before the checkpoint in the next iteration."""
+        batches = int(state.get("batches", 0))
+        self._skip = batches if 0 < batches < len(self) else 0
 
 
 class VOSDataModule(L.LightningDataModule):
@@ -177,7 +231,10 @@ class VOSDataModule(L.LightningDataModule):
         if self.trainer is not None:
             world, rank = self.trainer.world_size, self.trainer.global_rank
         sampler = EpochSeededSampler(self.train_set, num_replicas=world, rank=rank, seed=self.seed)
-        return self._loader(self.train_set, self.batch_size, sampler)
+        return ResumableDataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, shuffle=False,
+                                   num_workers=self.num_workers, collate_fn=collate_clips,
+                                   worker_init_fn=seed_worker, pin_memory=self.pin_memory,
+                                   persistent_workers=self.num_workers > 0, drop_last=False, seed=self.seed)
 
     def _eval_loaders(self, sources: list[VideoSource]) -> DataLoader | list[DataLoader]:
         loaders = [self._loader(EvalSequenceDataset(s, self.compression, self.eval_short_edge, self.eval_max_frames,

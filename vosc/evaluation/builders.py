@@ -97,7 +97,8 @@ def build_enhancer(enhancer: Any, enhancer_net: DictConfig, enhancer_ckpt: str |
 
 
 def build_source(dataset: DictConfig, data_root: str | None, split: str) -> tuple[Any, DictConfig]:
-    """Instantiate the dataset source (``data_root`` with the default dataset = a DAVIS-layout folder).
+    """Instantiate the dataset source. ``data_root`` replaces the root of every folder-based dataset
+    (DAVIS, YouTube-VOS, folder); with a synthetic dataset it selects a DAVIS-layout folder instead.
 
     Returns:
         The source and the dataset node with its ``name`` filled in.
@@ -107,6 +108,11 @@ def build_source(dataset: DictConfig, data_root: str | None, split: str) -> tupl
         davis = {"_target_": "vosc.data.sources.davis.DavisSource", "root": str(data_root), "split": split,
                  "year": 2017}
         ds = OmegaConf.create({"name": None, "references": "first", "submission": None, "source": davis})
+    elif data_root is not None and str(ds.source.get("root")) != str(data_root):
+        log.info("data_root=%s replaces the dataset root %s", data_root, ds.source.get("root"))
+        merged = OmegaConf.merge(ds, {"source": {"root": str(data_root)}})
+        assert isinstance(merged, DictConfig)
+        ds = merged
     root = ds.source.get("root")
     synthetic = ds.source._target_.endswith("SyntheticSource")
     if root is None:

@@ -200,6 +200,11 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
     for (codec, depth, enhanced), curve in curves.items():
         index["curves"][curve.label] = str(curve.save(sweep.curve_path(codec, depth, enhanced)))
     ordered = list(curves.values())
+    index["gt_skipped"] = {k: v for c in ordered for p in c.points
+                           for k, v in p.extra.get("gt_skipped", {}).items()}
+    if index["gt_skipped"]:
+        log.warning("J&F leaves out %d sequence(s) (missing_gt=skip): %s", len(index["gt_skipped"]),
+                    sorted(index["gt_skipped"]))
     tables = {"summary": summary_rows(ordered)}
     by_bpp = [p for c in ordered for p in sorted(c.points, key=lambda x: x.bpp)]  # the order of summary_rows
     for row, point in zip(tables["summary"], by_bpp, strict=True):

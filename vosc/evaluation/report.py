@@ -78,6 +78,8 @@ def _point_row(curve: RDCurve, point: RDPoint) -> Row:
         "J": point.j,
         "F": point.f,
         "PSNR": point.psnr,
+        "jf_seqs": point.extra.get("jf_sequences", point.num_sequences if point.jf is not None else 0),
+        "bpp_seqs": point.extra.get("bpp_sequences", point.num_sequences),
         "encode_s": rt.encode,
         "decode_s": rt.decode,
         "vos_s": rt.vos,

@@ -37,6 +37,7 @@ from vosc.codecs.base import Codec
 from vosc.codecs.cache import BitstreamCache, content_key_files
 from vosc.data.palette import write_mask
 from vosc.data.sources.base import VideoRecord, VideoSource
+from vosc.evaluation.ground_truth import MissingGT, check_sequences, ground_truth_status
 from vosc.evaluation.progress import sequence_progress
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
@@ -243,6 +244,9 @@ class Sweep:
         references: ``first`` (DAVIS: the first annotated frame only) or ``all`` (YouTube-VOS: every given
             first-appearance mask).
         overwrite: Recompute sequences whose marker has another fingerprint instead of raising.
+        missing_gt: ``error`` (default): a partially annotated sequence raises, naming the missing mask;
+            ``skip``: it is segmented and counted in bpp but left out of J&F, and reported
+            (:mod:`vosc.evaluation.ground_truth`).
         device: Device of the model and enhancer.
         segmenter_config: Plain description of the segmenter settings (fingerprint and provenance).
     """
@@ -266,6 +270,7 @@ class Sweep:
     resize_long_edge: int | None = None
     references: Literal["first", "all"] = "first"
     overwrite: bool = False
+    missing_gt: MissingGT = "error"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     segmenter_config: dict[str, Any] = field(default_factory=dict)
 
@@ -363,8 +368,11 @@ class Sweep:
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
-        """Process every sequence (skipping finished ones) and log the progress."""
+        """Check every input frame (and the ground truth), then process every sequence (skipping finished
+        ones) and log the progress."""
         variants = self.variants
+        checked = check_sequences(self.source.videos, self.max_frames, self.references, self.missing_gt)
+        log.info("%d frame headers of %d sequences checked", checked, len(self.source))
         for n, rec in enumerate(self.source.videos, 1):
             indices = self._indices(rec)
             key = content_key_files([rec.frame_paths[i] for i in indices])
@@ -394,9 +402,10 @@ class Sweep:
             raise ValueError(
                 f"sequence {rec.name!r}: no annotated frame among the first {len(indices)} frames"
             )
+        scored, skip_reason = ground_truth_status(rec, indices, has, self.references, self.missing_gt)
         refs = given[:1] if self.references == "first" else given
         masks = {i: gt_masks[i] for i in refs}
-        gt = gt_masks if bool(has.all()) else None
+        gt = gt_masks if scored else None
         for op in self.ladder:
             op_todo = [v for v in todo if v.op == op]
             if not op_todo:
@@ -414,9 +423,10 @@ class Sweep:
             for variant in op_todo:
                 frames = enhanced if variant.enhanced else decoded.frames
                 assert frames is not None
-                stage = {
+                stage: dict[str, Any] = {
                     "enhance": enhance_s if variant.enhanced else 0.0,
                     "psnr": enh_psnr if variant.enhanced else decoded.psnr_frames,
+                    "gt_skipped": skip_reason,
                 }
                 self._run_variant(variant, rec, indices, key, frames, masks, gt, decoded, stage)
 
@@ -473,7 +483,8 @@ class Sweep:
             "frames": t, "height": h, "width": w, "pixels": t * h * w, "bits": decoded.bits,
             "psnr_frames": stage["psnr"], "encode_cached": decoded.encode_cached, "runtimes": runtimes,
             "frame_qps": decoded.frame_qps, "frame_types": decoded.frame_types,
-            "objects": objects, "computed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "objects": objects, "gt_skipped": stage.get("gt_skipped"),
+            "computed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
         _write_json(self.marker_path(variant, rec.name), marker)
         self.computed += 1
@@ -517,6 +528,9 @@ class Sweep:
             "enhance_s": sums["enhance"],
             "write_s": sums["write"],
             "sequences_with_gt": len(with_gt),
+            "jf_sequences": len(with_gt),
+            "bpp_sequences": len(markers),
+            "gt_skipped": {m["sequence"]: m["gt_skipped"] for m in markers if m.get("gt_skipped")},
             "encode_cached": sum(bool(m["encode_cached"]) for m in markers),
             "enhance_ms_per_frame": 1000.0 * sums["enhance"] / max(frames, 1),
             "computed_this_run": self.counts[variant]["computed"],

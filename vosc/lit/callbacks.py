@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.callbacks.weight_averaging import WeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
+from vosc.checkpoints.integrity import HASH_KEY, content_hash, verify_content_hash
 from vosc.types import IMAGENET_MEAN, IMAGENET_STD
 from vosc.utils.io import atomic_path
 
@@ -204,12 +205,25 @@ class MaskImageLogger(Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to a temporary file in the target folder, fsync, then ``os.replace``."""
+    """``torch.save`` to a temporary file in the target folder, fsync, then ``os.replace``; every checkpoint
+    records a content hash of its weights, verified when Lightning loads it
+    (:mod:`vosc.checkpoints.integrity`)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         """Write ``checkpoint`` to ``path`` atomically (a reader sees the old or the new file, never a part)."""
+        checkpoint[HASH_KEY] = content_hash(checkpoint)
         with atomic_path(path, fsync=True) as tmp:
             torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Load (Lightning's reader, same arguments) and verify the content hash.
+
+        Raises:
+            CheckpointError: The weights do not match the recorded hash.
+        """
+        checkpoint = super().load_checkpoint(path, *args, **kwargs)
+        verify_content_hash(checkpoint, path)
+        return checkpoint
 
 
 class GapCurriculum(Callback):
