@@ -107,7 +107,7 @@ def build_bench_model(name: str) -> torch.nn.Module:
         from vosc.models.stcn import STCN
 
         return STCN(**STCN_VARIANTS[name])
-    from vosc.models.vos_model import build_model
+    from vosc.models.variants import build_model
 
     return build_model(name)
 

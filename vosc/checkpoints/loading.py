@@ -115,9 +115,11 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
         torch.manual_seed(int(seed))
         return LoadedModel(instantiate(config).eval(), config, None, None, "random")
     if not str(ckpt).strip():
-        raise FileNotFoundError("checkpoint path is empty: pass a checkpoint file (a vosc last.ckpt such as "
-                                "outputs/<task>/runs/<time>/checkpoints/last.ckpt, or an official AOT .pth), or "
-                                "null for a randomly initialised network (smoke tests only)")
+        raise FileNotFoundError(
+            "checkpoint path is empty: pass a checkpoint file (a vosc last.ckpt such as "
+            "outputs/<task>/runs/<time>/checkpoints/last.ckpt, or an official AOT .pth), or "
+            "null for a randomly initialised network (smoke tests only)"
+        )
     path = Path(str(ckpt)).expanduser().resolve()  # provenance records the absolute path
     data = read_checkpoint(path)
     digest = file_sha256(path)[:16]

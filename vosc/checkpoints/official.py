@@ -178,7 +178,12 @@ def matching_variants(state: dict[str, Tensor]) -> list[str]:
         v = model_config(name)
         if v.get("_target_") != "vosc.models.vos_model.VOSModel" or v.get("d_model") != 256:
             continue  # other families, and the narrow CPU variants (no official weights)
-        if (v.encoder, v.block, v.num_layers, bool(v.get("shared_layers", False))) == (encoder, block, depth, shared):
+        if (v.encoder, v.block, v.num_layers, bool(v.get("shared_layers", False))) == (
+            encoder,
+            block,
+            depth,
+            shared,
+        ):
             fits.append(name)
     return fits
 

@@ -4,7 +4,8 @@ torchvision ResNet names, float32 or float16).
 Official → vosc key names (everything else is unchanged):
 
 * ``key_encoder.{conv1,bn1,layer2,layer3}.*`` → ``key_encoder.net.*``; ``key_encoder.res2.*`` →
-  ``key_encoder.net.layer1.*`` (the timm ResNet-50 of :class:`~vosc.models.encoder.timm_backbone.TimmBackbone`);
+  ``key_encoder.net.layer1.*`` (the timm ResNet-50 of
+  :class:`~vosc.models.encoder.timm_backbone.TimmBackbone`);
 * ``value_encoder.{conv1,bn1,layer1,layer2,layer3}.*`` → ``value_encoder.net.*``;
 * ``key_proj.key_proj.*`` → ``key_proj.*``;
 * ``*.attention.ChannelGate.mlp.{1,3}.*`` → ``*.attention.channel_mlp.{0,2}.*``;

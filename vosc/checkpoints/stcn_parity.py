@@ -85,7 +85,7 @@ def run_protocol(model: STCN, inputs: dict, expected: dict, forced: bool) -> dic
                 prob = torch.softmax(prop.step(frames[t: t + 1])[1], dim=1)
             finally:
                 model.forced_topk = None
-            logits, logits_4x = (torch.cat(x, 0)[:, 0] for x in zip(*decoded))
+            logits, logits_4x = (torch.cat(x, 0)[:, 0] for x in zip(*decoded, strict=False))
             stats["logits"].append(_diff(logits, out["logits"][i][:, 0]))
             stats["logits_4x"].append(_diff(logits_4x, out["logits_4x"][i][:, 0]))
             stats["prob_agg"].append(_diff(prob[0], unpad(out["prob_agg"][i][:, 0], pad)))
@@ -103,7 +103,7 @@ def run_protocol(model: STCN, inputs: dict, expected: dict, forced: bool) -> dic
     finally:
         for hk in hooks:
             hk.remove()
-    stats["keys"] = [_diff(k[0], e) for k, e in zip(keys, out["keys"])]
+    stats["keys"] = [_diff(k[0], e) for k, e in zip(keys, out["keys"], strict=False)]
     result: dict[str, Any] = {"seconds": round(time.perf_counter() - start, 3),
                               "mask_mismatched_pixels": mism, "compared_pixels": compared,
                               "memory_frames_after": prop.long_term_frames}

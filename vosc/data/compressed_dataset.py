@@ -59,9 +59,16 @@ class CompressionSpec:
             median of its values).
     """
 
-    def __init__(self, codec: Codec | str = "none", q: int | Sequence[int] | str | dict[str, int] | None = None,
-                 mode: Mode = "clip", cache_dir: str | Path | None = None, max_decoded_bytes: int = 1 << 30,
-                 decode_policy: str = "auto", eval_q: int | None = None) -> None:
+    def __init__(
+        self,
+        codec: Codec | str = "none",
+        q: int | Sequence[int] | str | dict[str, int] | None = None,
+        mode: Mode = "clip",
+        cache_dir: str | Path | None = None,
+        max_decoded_bytes: int = 1 << 30,
+        decode_policy: str = "auto",
+        eval_q: int | None = None,
+    ) -> None:
         if mode not in ("clip", "sequence"):
             raise ValueError(f"compression mode must be 'clip' or 'sequence', got {mode!r}")
         if isinstance(codec, str):
@@ -169,15 +176,26 @@ class CompressedClipDataset(Dataset[CodedClip]):
         keep_raw: Keep the uncompressed frames (enhancer targets).
     """
 
-    def __init__(self, entries: Sequence[TrainEntry], sampler: ClipSampler, augment: ClipAugment,
-                 compression: CompressionSpec, static: StaticClipSynthesizer | None = None, max_objects: int = 10,
-                 seed: int = 0, keep_raw: bool = False) -> None:
+    def __init__(
+        self,
+        entries: Sequence[TrainEntry],
+        sampler: ClipSampler,
+        augment: ClipAugment,
+        compression: CompressionSpec,
+        static: StaticClipSynthesizer | None = None,
+        max_objects: int = 10,
+        seed: int = 0,
+        keep_raw: bool = False,
+    ) -> None:
         self.entries = list(entries)
         self.sampler, self.augment, self.compression = sampler, augment, compression
         self.static = static or StaticClipSynthesizer(num_frames=sampler.num_frames)
         self.max_objects, self.seed, self.keep_raw = max_objects, seed, keep_raw
         self.items: list[tuple[int, int]] = [
-            (e, v) for e, ent in enumerate(self.entries) for _ in range(ent.repeat) for v in range(len(ent.source))
+            (e, v)
+            for e, ent in enumerate(self.entries)
+            for _ in range(ent.repeat)
+            for v in range(len(ent.source))
         ]
         if not self.items:
             raise ValueError("the training mixture has no video")
@@ -192,7 +210,7 @@ class CompressedClipDataset(Dataset[CodedClip]):
             raise ValueError(f"gap schedule: {len(epochs)} epochs for {len(gaps)} gaps")
         if any(b < a for a, b in itertools.pairwise(epochs)) or any(g < 1 for g in gaps):
             raise ValueError(f"gap schedule: epochs {list(epochs)} must ascend and gaps {list(gaps)} be >= 1")
-        self.gap_schedule = [(int(e), int(g)) for e, g in zip(epochs, gaps)]
+        self.gap_schedule = [(int(e), int(g)) for e, g in zip(epochs, gaps, strict=False)]
 
     def max_gap_at(self, entry: TrainEntry, epoch: int) -> int | None:
         """The largest gap of ``entry`` in ``epoch`` (``None``: the sampler's default)."""
@@ -249,12 +267,24 @@ class CompressedClipDataset(Dataset[CodedClip]):
             coded = int(np.prod(frames.shape[:3]))
         assert masks is not None
         masks, k = relabel_objects(masks, rng, self.max_objects)
-        return CodedClip(frames=frames, masks=masks, sequence=rec.name,
-                         frame_ids=[rec.frame_ids[j] for j in sampled.indices], num_objects=k,
-                         raw_frames=raw if self.keep_raw else None, codec=self.compression.codec_name, q=q, bits=bits,
-                         frame_qps=qps, frame_types=types, coded_pixels=coded)
+        return CodedClip(
+            frames=frames,
+            masks=masks,
+            sequence=rec.name,
+            frame_ids=[rec.frame_ids[j] for j in sampled.indices],
+            num_objects=k,
+            raw_frames=raw if self.keep_raw else None,
+            codec=self.compression.codec_name,
+            q=q,
+            bits=bits,
+            frame_qps=qps,
+            frame_types=types,
+            coded_pixels=coded,
+        )
 
-    def _compress_clip(self, raw: np.ndarray, q: int | None) -> tuple[np.ndarray, int, list[float] | None, list[str] | None]:
+    def _compress_clip(
+        self, raw: np.ndarray, q: int | None
+    ) -> tuple[np.ndarray, int, list[float] | None, list[str] | None]:
         codec = self.compression.codec
         if codec.name == "none":
             return raw, 0, None, None
@@ -271,9 +301,20 @@ class CompressedClipDataset(Dataset[CodedClip]):
         assert masks is not None
         frames, bits, qps, types = self._compress_clip(raw, q)
         masks, k = relabel_objects(masks, rng, self.max_objects)
-        return CodedClip(frames=frames, masks=masks, sequence=rec.name, frame_ids=[rec.frame_ids[0]] * len(frames),
-                         num_objects=k, raw_frames=raw if self.keep_raw else None, codec=self.compression.codec_name,
-                         q=q, bits=bits, frame_qps=qps, frame_types=types, coded_pixels=int(np.prod(frames.shape[:3])))
+        return CodedClip(
+            frames=frames,
+            masks=masks,
+            sequence=rec.name,
+            frame_ids=[rec.frame_ids[0]] * len(frames),
+            num_objects=k,
+            raw_frames=raw if self.keep_raw else None,
+            codec=self.compression.codec_name,
+            q=q,
+            bits=bits,
+            frame_qps=qps,
+            frame_types=types,
+            coded_pixels=int(np.prod(frames.shape[:3])),
+        )
 
 
 @dataclass
@@ -294,7 +335,8 @@ class EvalSequenceDataset(Dataset[EvalClip]):
     frames), compressed as a whole at native resolution with ``compression.eval_q`` (one bitstream for
     the sequence whatever the training mode: the realistic setting; the bitstream goes through the
     sequence cache when ``compression.mode == "sequence"`` and the whole sequence is used), then
-    optionally resized so that its short edge is ``short_edge``. Object ids are kept as annotated (not relabelled);
+    optionally resized so that its short edge is ``short_edge``. Object ids are kept as annotated
+    (not relabelled);
     ``num_objects`` is the largest id. J&F is computed on these sequences (DAVIS rules: first and last
     frame excluded by the metric).
 
@@ -326,7 +368,8 @@ class EvalSequenceDataset(Dataset[EvalClip]):
         if codec.name != "none":
             if self.compression.mode == "sequence" and n == len(rec):
                 frames, bits, qps, types = self.compression.cache.get_frames(
-                    codec, q, f"{self.source.name}/{rec.name}", self.source.content_key(rec), lambda: raw, idx)
+                    codec, q, f"{self.source.name}/{rec.name}", self.source.content_key(rec), lambda: raw, idx
+                )
             else:
                 enc = codec.compress(raw, q)
                 frames, bits, qps, types = enc.frames, enc.bits, enc.frame_qps, enc.frame_types
@@ -334,12 +377,26 @@ class EvalSequenceDataset(Dataset[EvalClip]):
         frames, raw, masks = self._resize(frames, raw, masks)
         first = {oid: rec.frame_ids.index(fid) for oid, fid in rec.first_appearance.items()
                  if rec.frame_ids.index(fid) < n}
-        return EvalClip(frames=frames, masks=masks, sequence=rec.name, frame_ids=rec.frame_ids[:n],
-                        num_objects=int(masks.max(initial=0)), raw_frames=raw if self.keep_raw else None,
-                        codec=codec.name, q=q if codec.name != "none" else None, bits=int(bits), frame_qps=qps,
-                        frame_types=types, coded_pixels=coded, has_mask=has, first_appearance=first or None)
+        return EvalClip(
+            frames=frames,
+            masks=masks,
+            sequence=rec.name,
+            frame_ids=rec.frame_ids[:n],
+            num_objects=int(masks.max(initial=0)),
+            raw_frames=raw if self.keep_raw else None,
+            codec=codec.name,
+            q=q if codec.name != "none" else None,
+            bits=int(bits),
+            frame_qps=qps,
+            frame_types=types,
+            coded_pixels=coded,
+            has_mask=has,
+            first_appearance=first or None,
+        )
 
-    def _resize(self, frames: np.ndarray, raw: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _resize(
+        self, frames: np.ndarray, raw: np.ndarray, masks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h, w = frames.shape[1:3]
         if self.short_edge is None or min(h, w) == self.short_edge:
             return frames, raw, masks

@@ -78,18 +78,33 @@ def collate_clips(clips: Sequence[Clip]) -> VOSBatch:
     t = frames.shape[1]
     qps = torch.tensor([c.frame_qps if c.frame_qps is not None and len(c.frame_qps) == t
                         else [float(c.q if c.q is not None else 0)] * t for c in clips], dtype=torch.float32)
-    types = torch.tensor([[_TYPE_IDS.get(x, -1) for x in c.frame_types] if c.frame_types and len(c.frame_types) == t
-                          else [-1] * t for c in clips], dtype=torch.int64)
+    types = torch.tensor(
+        [
+            [_TYPE_IDS.get(x, -1) for x in c.frame_types]
+            if c.frame_types and len(c.frame_types) == t
+            else [-1] * t
+            for c in clips
+        ],
+        dtype=torch.int64,
+    )
     extras: dict[str, torch.Tensor] = {}
     if all(isinstance(c, CodedClip) for c in clips):
         extras["coded_pixels"] = torch.tensor([c.coded_pixels for c in clips], dtype=torch.int64)  # type: ignore[attr-defined]
     if all(isinstance(c, EvalClip) and c.has_mask is not None for c in clips):
         extras["has_mask"] = torch.from_numpy(np.stack([c.has_mask for c in clips]))  # type: ignore[attr-defined]
     return VOSBatch(
-        frames=frames, masks=masks, num_objects=torch.tensor([c.num_objects for c in clips], dtype=torch.int64),
-        codec=[c.codec for c in clips], q=torch.tensor([c.q if c.q is not None else -1 for c in clips], dtype=torch.int64),
-        bits=torch.tensor([c.bits for c in clips], dtype=torch.int64), sequences=[c.sequence for c in clips],
-        raw_frames=raw, frame_qps=qps, frame_types=types, extras=extras)
+        frames=frames,
+        masks=masks,
+        num_objects=torch.tensor([c.num_objects for c in clips], dtype=torch.int64),
+        codec=[c.codec for c in clips],
+        q=torch.tensor([c.q if c.q is not None else -1 for c in clips], dtype=torch.int64),
+        bits=torch.tensor([c.bits for c in clips], dtype=torch.int64),
+        sequences=[c.sequence for c in clips],
+        raw_frames=raw,
+        frame_qps=qps,
+        frame_types=types,
+        extras=extras,
+    )
 
 
 def seed_worker(worker_id: int) -> None:
@@ -116,7 +131,9 @@ class EpochSeededSampler(DistributedSampler):
         ready = dist.is_available() and dist.is_initialized()
         num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if ready else 1)
         rank = rank if rank is not None else (dist.get_rank() if ready else 0)
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+        )
         self.start = 0  # indices of the next iteration to skip (resumption), reset by each iteration
 
     def __iter__(self) -> Iterator[int]:
@@ -193,12 +210,24 @@ class VOSDataModule(L.LightningDataModule):
         pin_memory: Pin host memory.
     """
 
-    def __init__(self, train: Sequence[TrainEntry] | None = None, val: Sequence[VideoSource] | None = None,
-                 test: Sequence[VideoSource] | None = None, compression: CompressionSpec | None = None,
-                 sampler: ClipSampler | None = None, augment: ClipAugment | None = None,
-                 static: StaticClipSynthesizer | None = None, max_objects: int = 10, batch_size: int = 4,
-                 num_workers: int = 0, seed: int = 0, keep_raw: bool = False, eval_short_edge: int | None = None,
-                 eval_max_frames: int | None = None, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        train: Sequence[TrainEntry] | None = None,
+        val: Sequence[VideoSource] | None = None,
+        test: Sequence[VideoSource] | None = None,
+        compression: CompressionSpec | None = None,
+        sampler: ClipSampler | None = None,
+        augment: ClipAugment | None = None,
+        static: StaticClipSynthesizer | None = None,
+        max_objects: int = 10,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        seed: int = 0,
+        keep_raw: bool = False,
+        eval_short_edge: int | None = None,
+        eval_max_frames: int | None = None,
+        pin_memory: bool = False,
+    ) -> None:
         super().__init__()
         self.train_entries = list(train or [])
         self.val_sources, self.test_sources = list(val or []), list(test or [])
@@ -214,13 +243,30 @@ class VOSDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Build the training dataset (sources were scanned at construction)."""
         if self.train_entries and self.train_set is None:
-            self.train_set = CompressedClipDataset(self.train_entries, self.sampler, self.augment, self.compression,
-                                                   self.static, self.max_objects, self.seed, self.keep_raw)
+            self.train_set = CompressedClipDataset(
+                self.train_entries,
+                self.sampler,
+                self.augment,
+                self.compression,
+                self.static,
+                self.max_objects,
+                self.seed,
+                self.keep_raw,
+            )
 
     def _loader(self, dataset: Any, batch_size: int, sampler: Any = None) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=self.num_workers,
-                          collate_fn=collate_clips, worker_init_fn=seed_worker, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0, drop_last=False)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_clips,
+            worker_init_fn=seed_worker,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Training clips, shuffled per epoch and sharded per rank."""
@@ -237,8 +283,15 @@ class VOSDataModule(L.LightningDataModule):
                                    persistent_workers=self.num_workers > 0, drop_last=False, seed=self.seed)
 
     def _eval_loaders(self, sources: list[VideoSource]) -> DataLoader | list[DataLoader]:
-        loaders = [self._loader(EvalSequenceDataset(s, self.compression, self.eval_short_edge, self.eval_max_frames,
-                                                    self.keep_raw), 1) for s in sources]
+        loaders = [
+            self._loader(
+                EvalSequenceDataset(
+                    s, self.compression, self.eval_short_edge, self.eval_max_frames, self.keep_raw
+                ),
+                1,
+            )
+            for s in sources
+        ]
         return loaders[0] if len(loaders) == 1 else loaders
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:

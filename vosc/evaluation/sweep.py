@@ -14,7 +14,8 @@ For each sequence and operating point ``(codec, q)`` the sweep
 
 Variant folders are described at :func:`variant_dir`. A re-run skips every sequence whose marker has the same
 fingerprint (interrupted runs resume); a different fingerprint raises :class:`StaleResultError` unless
-``overwrite`` is set. :meth:`Sweep.curves` aggregates the markers into one RD curve per codec × depth × enhancer.
+``overwrite`` is set. :meth:`Sweep.curves` aggregates the markers into one RD curve per codec × depth ×
+enhancer.
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EnhancerSpec", "StaleResultError", "Sweep", "Variant", "enhance_frames", "parse_ladder", "variant_dir"]
+__all__ = [
+    "EnhancerSpec",
+    "StaleResultError",
+    "Sweep",
+    "Variant",
+    "enhance_frames",
+    "parse_ladder",
+    "variant_dir",
+]
 
 MARKER_FORMAT = 1
 EnhancerMode = Literal["off", "on", "both"]
@@ -89,8 +98,8 @@ def parse_ladder(entries: Sequence[Any], codecs: Mapping[str, Codec]) -> list[Op
     """Parse a codec ladder: ``"x265:42"``, ``"none"``, ``{"codec": "x265", "q": 42}`` or ``["x265", 42]``.
 
     Raises:
-        ValueError: Empty ladder, malformed entry, unknown codec (listing the known ones), ``q`` missing or out
-            of the codec's range, or a duplicate point.
+        ValueError: Empty ladder, malformed entry, unknown codec (listing the known ones), ``q`` missing or
+            out of the codec's range, or a duplicate point.
     """
     if not entries:
         raise ValueError("ladder: the codec ladder is empty; give e.g. ladder=[x265:32,x265:42]")
@@ -186,7 +195,8 @@ def enhance_frames(
 
 
 def _downscale(frames: np.ndarray, masks: np.ndarray, long_edge: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resize ``(T, H, W, 3)`` frames (area) and ``(T, H, W)`` masks (nearest) to a long edge <= ``long_edge``."""
+    """Resize ``(T, H, W, 3)`` frames (area) and ``(T, H, W)`` masks (nearest) to a long edge
+    <= ``long_edge``."""
     import cv2
 
     h, w = frames.shape[1:3]
@@ -362,7 +372,8 @@ class Sweep:
             log.warning("%s: computed with other inputs; recomputing (overwrite=true)", path)
             return False
         raise StaleResultError(
-            f"{path} was computed with different inputs (model, checkpoint, codec, frames, segmenter or enhancer); "
+            f"{path} was computed with different inputs (model, checkpoint, codec, frames, segmenter or "
+            f"enhancer); "
             f"use another output folder (out_dir=...) or overwrite=true to recompute"
         )
 
@@ -449,9 +460,18 @@ class Sweep:
         return _Decoded(stream.frames, 8 * len(data), encode_s, decode_s, cached, qps, stream.frame_types,
                         _frame_psnr(raw, stream.frames))
 
-    def _run_variant(self, variant: Variant, rec: VideoRecord, indices: list[int], key: str, frames: np.ndarray,
-                     masks: dict[int, np.ndarray], gt: np.ndarray | None, decoded: _Decoded,
-                     stage: dict[str, Any]) -> None:
+    def _run_variant(
+        self,
+        variant: Variant,
+        rec: VideoRecord,
+        indices: list[int],
+        key: str,
+        frames: np.ndarray,
+        masks: dict[int, np.ndarray],
+        gt: np.ndarray | None,
+        decoded: _Decoded,
+        stage: dict[str, Any],
+    ) -> None:
         """Segment one sequence for one variant, write its PNGs, score it and write its done marker."""
         segmenter = self.make_segmenter(self.model, variant.depth)
         label = f"{variant.op.tag} d{variant.depth}{' +enh' if variant.enhanced else ''} {rec.name}"
@@ -478,12 +498,25 @@ class Sweep:
                     "vos": vos_s, "write": write_s}
         runtimes["total"] = sum(runtimes.values())
         marker = {
-            "format": MARKER_FORMAT, "fingerprint": self.fingerprint(variant, key), "sequence": rec.name,
-            "codec": variant.op.codec, "q": variant.op.q, "depth": variant.depth, "enhanced": variant.enhanced,
-            "frames": t, "height": h, "width": w, "pixels": t * h * w, "bits": decoded.bits,
-            "psnr_frames": stage["psnr"], "encode_cached": decoded.encode_cached, "runtimes": runtimes,
-            "frame_qps": decoded.frame_qps, "frame_types": decoded.frame_types,
-            "objects": objects, "gt_skipped": stage.get("gt_skipped"),
+            "format": MARKER_FORMAT,
+            "fingerprint": self.fingerprint(variant, key),
+            "sequence": rec.name,
+            "codec": variant.op.codec,
+            "q": variant.op.q,
+            "depth": variant.depth,
+            "enhanced": variant.enhanced,
+            "frames": t,
+            "height": h,
+            "width": w,
+            "pixels": t * h * w,
+            "bits": decoded.bits,
+            "psnr_frames": stage["psnr"],
+            "encode_cached": decoded.encode_cached,
+            "runtimes": runtimes,
+            "frame_qps": decoded.frame_qps,
+            "frame_types": decoded.frame_types,
+            "objects": objects,
+            "gt_skipped": stage.get("gt_skipped"),
             "computed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
         _write_json(self.marker_path(variant, rec.name), marker)
@@ -491,8 +524,16 @@ class Sweep:
         jf = ""  # percent points in log lines and tables; fractions in JSON/CSV files and logged metrics
         if objects is not None:
             jf = f" J&F {100 * np.mean([(o['j_mean'] + o['f_mean']) / 2 for o in objects]):.1f}"
-        log.info("  %s d%d%s: %.4f bpp, VOS %.2fs (%.1f fps)%s", variant.op.tag, variant.depth,
-                 " +enh" if variant.enhanced else "", decoded.bits / (t * h * w), vos_s, t / max(vos_s, 1e-9), jf)
+        log.info(
+            "  %s d%d%s: %.4f bpp, VOS %.2fs (%.1f fps)%s",
+            variant.op.tag,
+            variant.depth,
+            " +enh" if variant.enhanced else "",
+            decoded.bits / (t * h * w),
+            vos_s,
+            t / max(vos_s, 1e-9),
+            jf,
+        )
 
     # ------------------------------------------------------------------ aggregation
     def load_markers(self, variant: Variant) -> list[dict[str, Any]]:

@@ -47,7 +47,11 @@ class EMA(WeightAveraging):
     """
 
     def __init__(
-        self, decay: float | None = None, ema_ratio: float = 0.1, warmup: bool = True, update_every_n_steps: int = 1
+        self,
+        decay: float | None = None,
+        ema_ratio: float = 0.1,
+        warmup: bool = True,
+        update_every_n_steps: int = 1,
     ) -> None:
         if decay is not None and not 0.0 <= decay <= 1.0:
             raise ValueError(f"EMA decay must be in [0, 1], got {decay}")
@@ -103,7 +107,9 @@ class ThroughputMonitor(Callback):
         """Start the wall clock of ``train/elapsed_min``."""
         self._fit_start = time.perf_counter()
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         """Start the clock at the first batch of a period."""
         if self._t0 is None:
             self._t0 = time.perf_counter()
@@ -194,8 +200,11 @@ class MaskImageLogger(Callback):
         if sample is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
         panel = mask_panel(sample)
-        caption = "rows: " + ("raw, " if sample.get("raw_frames") is not None else "") + "decoded, GT, " + ", ".join(
-            f"depth {d}" for d in sorted(sample["preds"])
+        caption = (
+            "rows: "
+            + ("raw, " if sample.get("raw_frames") is not None else "")
+            + "decoded, GT, "
+            + ", ".join(f"depth {d}" for d in sorted(sample["preds"]))
         )
         for lg in trainer.loggers:
             if isinstance(lg, WandbLogger):
@@ -209,8 +218,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     records a content hash of its weights, verified when Lightning loads it
     (:mod:`vosc.checkpoints.integrity`)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        """Write ``checkpoint`` to ``path`` atomically (a reader sees the old or the new file, never a part)."""
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        """Write ``checkpoint`` to ``path`` atomically (a reader sees the old or the new file, never a
+        part)."""
         checkpoint[HASH_KEY] = content_hash(checkpoint)
         with atomic_path(path, fsync=True) as tmp:
             torch.save(checkpoint, tmp)
@@ -230,8 +242,9 @@ class GapCurriculum(Callback):
     """Largest gap between training clip frames by training progress (the official STCN skip schedule).
 
     At the start of training the fractions of the run's total steps (the module's ``total_steps``: the
-    schedules' length, ``lit.total_steps`` or ``max_steps``) become epochs (``round(total_epochs * fraction)``,
-    ``total_epochs = ceil(total_steps / batches per epoch)``, as the official code) and are handed to the
+    schedules' length, ``lit.total_steps`` or ``max_steps``) become epochs
+    (``round(total_epochs * fraction)``, ``total_epochs = ceil(total_steps / batches per epoch)``, as the
+    official code) and are handed to the
     training set (:meth:`CompressedClipDataset.set_gap_schedule`); a resumed or stopped run keeps them.
 
     Args:
@@ -260,4 +273,6 @@ class GapCurriculum(Callback):
         total_epochs = -(-total // per_epoch)
         self.epochs = [round(total_epochs * f) for f in self.fractions]
         dataset.set_gap_schedule(self.epochs, self.gaps)
-        log.info("gap curriculum: largest gaps %s from epochs %s (of %d)", self.gaps, self.epochs, total_epochs)
+        log.info(
+            "gap curriculum: largest gaps %s from epochs %s (of %d)", self.gaps, self.epochs, total_epochs
+        )

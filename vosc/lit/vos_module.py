@@ -227,7 +227,9 @@ class VOSModule(L.LightningModule):
 
     # ------------------------------------------------------------------ configuration checks
     @staticmethod
-    def _build_enhancer(enhancer: nn.Module | None, config: dict[str, Any] | None, ckpt: str | None) -> nn.Module | None:
+    def _build_enhancer(
+        enhancer: nn.Module | None, config: dict[str, Any] | None, ckpt: str | None
+    ) -> nn.Module | None:
         if enhancer is None and config is not None:
             from hydra.utils import instantiate
 
@@ -253,7 +255,8 @@ class VOSModule(L.LightningModule):
                               f"valid choices: {valid}")
         if not scalable and out != [num_layers]:
             raise ConfigError(
-                f"{key}={out}: an LSTT (AOT) model is trained at its full depth only; valid choice: [{num_layers}]"
+                f"{key}={out}: an LSTT (AOT) model is trained at its full depth only; "
+                f"valid choice: [{num_layers}]"
             )
         return out
 
@@ -280,7 +283,10 @@ class VOSModule(L.LightningModule):
         """AdamW with the reference's parameter groups and a per-step warm-up + poly schedule."""
         hp = self.hparams
         groups = param_groups(
-            self.model, hp.weight_decay, encoder_lr_ratio=hp.encoder_lr_ratio, no_decay_keys=tuple(hp.no_decay_keys)
+            self.model,
+            hp.weight_decay,
+            encoder_lr_ratio=hp.encoder_lr_ratio,
+            no_decay_keys=tuple(hp.no_decay_keys),
         )
         groups += self._enhancer_groups()
         opt = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
@@ -306,8 +312,15 @@ class VOSModule(L.LightningModule):
             return []
         hp = self.hparams
         lr = float(hp.enhancer_lr) if hp.enhancer_lr is not None else float(hp.lr)
-        return [{"params": params, "weight_decay": float(hp.enhancer_weight_decay), "lr_ratio": lr / float(hp.lr),
-                 "freeze_after_switch": False, "name": "enhancer"}]
+        return [
+            {
+                "params": params,
+                "weight_decay": float(hp.enhancer_weight_decay),
+                "lr_ratio": lr / float(hp.lr),
+                "freeze_after_switch": False,
+                "name": "enhancer",
+            }
+        ]
 
     def enhance(self, batch: VOSBatch, chunk: int | None = None) -> Tensor:
         """The frames fed to the propagator: ``batch.frames`` or, with an enhancer, the enhanced frames.
@@ -374,7 +387,9 @@ class VOSModule(L.LightningModule):
         aux_w = self.aux_weight_at(self.global_step)
 
         def from_prediction(t: int, logits: dict[int, Tensor]) -> Tensor:
-            if self.hparams.memory_feedback == "soft":  # probabilities as the network sees them, with gradient
+            if (
+                self.hparams.memory_feedback == "soft"
+            ):  # probabilities as the network sees them, with gradient
                 return torch.softmax(logits[self.depths[-1]], dim=1)
             deepest = unshuffle_logits(logits[self.depths[-1]], perm, n_obj)
             return apply_permutation(deepest.detach().argmax(dim=1, keepdim=True), perm)
@@ -400,10 +415,14 @@ class VOSModule(L.LightningModule):
         self.log("loss", loss.detach(), on_step=True, prog_bar=True, logger=False, batch_size=b)
         return loss
 
-    def _check_finite(self, loss: Tensor, depth_loss: dict[int, Tensor], aux: Tensor, batch: VOSBatch, idx: int) -> None:
+    def _check_finite(
+        self, loss: Tensor, depth_loss: dict[int, Tensor], aux: Tensor, batch: VOSBatch, idx: int
+    ) -> None:
         if torch.isfinite(loss):
             return
-        parts = {f"depth {d}": float(v.detach()) for d, v in depth_loss.items()} | {"aux": float(aux.detach())}
+        parts = {f"depth {d}": float(v.detach()) for d, v in depth_loss.items()} | {
+            "aux": float(aux.detach())
+        }
         raise NonFiniteLossError(
             f"non-finite training loss {float(loss)} at step {self.global_step}, batch {idx}, "
             f"epoch {self.current_epoch}, sequences {list(batch.sequences)}; per-term values {parts}"
@@ -419,7 +438,8 @@ class VOSModule(L.LightningModule):
         ``align_corners`` models), the first mask with nearest-neighbour sampling; logits are resized back
         bilinearly to the original size before the argmax, and each prediction re-enters the memory as the
         family's :meth:`~vosc.models.base.VOSNetwork.memory_mask` of it (AOT: the ids resized to the network
-        size; STCN: its soft probabilities). Validation J&F and evaluation J&F of the same weights therefore agree.
+        size; STCN: its soft probabilities). Validation J&F and evaluation J&F of the same weights therefore
+        agree.
 
         Args:
             frames: ``(B, T, 3, H, W)`` normalised frames.
@@ -476,7 +496,9 @@ class VOSModule(L.LightningModule):
                 "fully annotated sequences (use DAVIS or the synthetic set for validation)"
             )
         frames = self.enhance(batch, int(self.hparams.enhancer_chunk))
-        preds = {d: self.predict_clip(frames, batch.masks[:, 0], batch.num_objects, d) for d in self.val_depths}
+        preds = {
+            d: self.predict_clip(frames, batch.masks[:, 0], batch.num_objects, d) for d in self.val_depths
+        }
         gts = batch.masks[:, :, 0].cpu().numpy()
         for j, name in enumerate(batch.sequences):
             n = int(batch.num_objects[j])
@@ -536,4 +558,7 @@ class VOSModule(L.LightningModule):
         """Record the depths and the vosc format version next to the weights."""
         checkpoint["vosc"] = {"format": 1, "depths": list(self.depths), "val_depths": list(self.val_depths)}
         if self.enhancer is not None:
-            checkpoint["vosc"]["enhancer"] = {"class": type(self.enhancer).__name__, "init": self.enhancer_init}
+            checkpoint["vosc"]["enhancer"] = {
+                "class": type(self.enhancer).__name__,
+                "init": self.enhancer_init,
+            }

@@ -73,7 +73,9 @@ class VideoRecord:
 
 def list_images(folder: Path) -> list[Path]:
     """Image files of a folder sorted by name (hidden files ignored)."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def scan_video(img_root: Path, ann_root: Path, name: str, binary_masks: bool | None = False,
@@ -81,7 +83,8 @@ def scan_video(img_root: Path, ann_root: Path, name: str, binary_masks: bool | N
     """The record of video ``name``: frames ``img_root/name/*`` and masks ``ann_root/name/*.png`` (if any).
 
     Raises:
-        MissingFrameError: the frame folder is missing or holds no image (``kind`` names the video in the message).
+        MissingFrameError: the frame folder is missing or holds no image (``kind`` names the video in the
+            message).
     """
     fdir = img_root / name
     if not fdir.is_dir():
@@ -125,8 +128,10 @@ class VideoSource:
         for rec in records:
             try:
                 if not rec.mask_paths:
-                    raise NoAnnotatedFrameError(rec.frame_paths[0].parent if rec.frame_paths else Path(rec.name),
-                                                f"video {rec.name!r} has no annotated frame")
+                    raise NoAnnotatedFrameError(
+                        rec.frame_paths[0].parent if rec.frame_paths else Path(rec.name),
+                        f"video {rec.name!r} has no annotated frame",
+                    )
                 if self.validate:
                     self.check_video(rec)
             except DataError as exc:
@@ -154,10 +159,12 @@ class VideoSource:
         size = _header(rec.frame_paths[0])[0]
         if self.require_even and (size[0] % 2 or size[1] % 2):
             raise OddFrameSizeError(rec.frame_paths[0], f"frame size {size[0]}x{size[1]} (WxH) is odd")
-        for fid, mpath in rec.mask_paths.items():
+        for mpath in rec.mask_paths.values():
             msize, mode = _header(mpath)
             if mode in ("RGB", "RGBA", "LA", "CMYK"):
-                raise NotPaletteMaskError(mpath, f"mask is {mode}; expected an indexed (palette) or single-channel PNG")
+                raise NotPaletteMaskError(
+                    mpath, f"mask is {mode}; expected an indexed (palette) or single-channel PNG"
+                )
             if msize != size:
                 raise MaskSizeError(mpath, f"mask size {msize[0]}x{msize[1]} (WxH) differs from frame size "
                                            f"{size[0]}x{size[1]} of {rec.frame_paths[0].name}")
@@ -189,15 +196,22 @@ class VideoSource:
         """
         frames = [read_frame(rec.frame_paths[i]) for i in indices]
         shape = frames[0].shape
-        for i, f in zip(indices, frames):
+        for i, f in zip(indices, frames, strict=False):
             if f.shape != shape:
-                raise InconsistentFrameSizeError(rec.frame_paths[i], f"frame size {f.shape[1]}x{f.shape[0]} differs "
-                                                 f"from {shape[1]}x{shape[0]} of {rec.frame_paths[indices[0]].name}")
+                raise InconsistentFrameSizeError(
+                    rec.frame_paths[i],
+                    f"frame size {f.shape[1]}x{f.shape[0]} differs "
+                    f"from {shape[1]}x{shape[0]} of {rec.frame_paths[indices[0]].name}",
+                )
         if self.require_even and (shape[0] % 2 or shape[1] % 2):
-            raise OddFrameSizeError(rec.frame_paths[indices[0]], f"frame size {shape[1]}x{shape[0]} (WxH) is odd")
+            raise OddFrameSizeError(
+                rec.frame_paths[indices[0]], f"frame size {shape[1]}x{shape[0]} (WxH) is odd"
+            )
         return np.stack(frames)
 
-    def load_masks(self, rec: VideoRecord, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
+    def load_masks(
+        self, rec: VideoRecord, indices: Sequence[int], size: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """Load masks of annotated frames.
 
         Args:
@@ -216,11 +230,15 @@ class VideoSource:
             fid = rec.frame_ids[i]
             if fid not in rec.mask_paths:
                 folder = next(iter(rec.mask_paths.values())).parent
-                raise MissingMaskError(folder / f"{fid}.png", f"frame {fid!r} of video {rec.name!r} has no mask")
+                raise MissingMaskError(
+                    folder / f"{fid}.png", f"frame {fid!r} of video {rec.name!r} has no mask"
+                )
             out.append(read_mask(rec.mask_paths[fid], expected_size=size, binary=rec.binary_masks))
         return np.stack(out)
 
-    def load_masks_or_empty(self, rec: VideoRecord, indices: Sequence[int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def load_masks_or_empty(
+        self, rec: VideoRecord, indices: Sequence[int], size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Masks where annotated, zeros elsewhere.
 
         Returns:
@@ -230,7 +248,9 @@ class VideoSource:
         masks = np.zeros((len(indices), *size), dtype=np.uint8)
         for k, i in enumerate(indices):
             if has[k]:
-                masks[k] = read_mask(rec.mask_paths[rec.frame_ids[i]], expected_size=size, binary=rec.binary_masks)
+                masks[k] = read_mask(
+                    rec.mask_paths[rec.frame_ids[i]], expected_size=size, binary=rec.binary_masks
+                )
         return masks, has
 
     def content_key(self, rec: VideoRecord) -> str:

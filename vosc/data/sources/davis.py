@@ -41,9 +41,19 @@ class DavisSource(VideoSource):
         MissingFrameError: A listed sequence has no frame folder, or a mask has no frame.
     """
 
-    def __init__(self, root: str | Path, split: str | None = "train", year: int = 2017, resolution: str = "480p",
-                 sequences: Sequence[str] | None = None, binary_masks: bool | None = None, name: str = "davis",
-                 validate: bool = True, on_error: OnError = "raise", require_even: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = "train",
+        year: int = 2017,
+        resolution: str = "480p",
+        sequences: Sequence[str] | None = None,
+        binary_masks: bool | None = None,
+        name: str = "davis",
+        validate: bool = True,
+        on_error: OnError = "raise",
+        require_even: bool = False,
+    ) -> None:
         super().__init__(name, validate=validate, on_error=on_error, require_even=require_even)
         self.root = Path(root)
         self.split = split
@@ -51,13 +61,17 @@ class DavisSource(VideoSource):
         ann_root = self.root / "Annotations" / resolution
         for folder in (img_root, ann_root):
             if not folder.is_dir():
-                raise DatasetLayoutError(folder, "DAVIS folder is missing (expected JPEGImages/<res>, Annotations/<res>)")
+                raise DatasetLayoutError(
+                    folder, "DAVIS folder is missing (expected JPEGImages/<res>, Annotations/<res>)"
+                )
         names = self._sequence_names(img_root, split, year, resolution)
         if sequences is not None:
             names = list(sequences)
         if year == 2016 and binary_masks is None:
             binary_masks = True
-        self._add_videos([scan_video(img_root, ann_root, seq, binary_masks, kind="sequence") for seq in names])
+        self._add_videos(
+            [scan_video(img_root, ann_root, seq, binary_masks, kind="sequence") for seq in names]
+        )
 
     def _sequence_names(self, img_root: Path, split: str | None, year: int, resolution: str) -> list[str]:
         if split is None:

@@ -60,7 +60,8 @@ class STCNFeatures:
         key: Key features of the padded frames.
         frames: ``(B, 3, Hp, Wp)`` the padded frames (the value encoder needs them).
         pad: ``(left, right, top, bottom)`` padding.
-        object_logits: ``(B, K, Hp, Wp)`` per-object logits of the last :meth:`STCN.read` (before the sigmoid).
+        object_logits: ``(B, K, Hp, Wp)`` per-object logits of the last :meth:`STCN.read` (before the
+            sigmoid).
         prob: ``(B, 1 + K, H, W)`` aggregated probabilities of that read (detached).
         prob_padded: The same over the padded frame: a :meth:`STCN.write` of exactly ``prob`` encodes these
             (the official loop keeps its predictions at the padded size).
@@ -189,8 +190,13 @@ class STCN(VOSNetwork):
         else:
             off_diag = 1 - torch.eye(k, dtype=masks.dtype, device=masks.device)
             others = (masks[:, None] * off_diag[None, :, :, None, None]).sum(2)
-        rep = (lambda x: x[:, None].expand(b, k, *x.shape[1:]).flatten(0, 1))
-        v = self.value_encoder(rep(frames), rep(f16), masks.flatten(0, 1)[:, None], others.flatten(0, 1)[:, None])
+
+        def rep(x: Tensor) -> Tensor:  # (B, ...) -> (B*K, ...), object-major like the masks
+            return x[:, None].expand(b, k, *x.shape[1:]).flatten(0, 1)
+
+        v = self.value_encoder(
+            rep(frames), rep(f16), masks.flatten(0, 1)[:, None], others.flatten(0, 1)[:, None]
+        )
         return v.view(b, k, *v.shape[1:])
 
     # ------------------------------------------------------------------------------ readout + decoding
@@ -324,7 +330,9 @@ class STCN(VOSNetwork):
             groups, lo = [], 0
             for hi in counts:
                 held = [(k, v[:, lo:hi]) for k, v in entries if v.shape[1] >= hi]
-                groups.append((lo, hi, torch.cat([k for k, _ in held], 2), torch.cat([v for _, v in held], 3)))
+                groups.append(
+                    (lo, hi, torch.cat([k for k, _ in held], 2), torch.cat([v for _, v in held], 3))
+                )
                 lo = hi
             memory.cache["stcn_groups"] = groups
         return groups
@@ -349,7 +357,9 @@ class STCN(VOSNetwork):
             if short is not None:
                 mk, mv = torch.cat([mk, short[0]], 2), torch.cat([mv, short[1][:, lo:hi]], 3)
             forced = None if self.forced_topk is None else self.forced_topk[g]
-            obj_logits.append(self.decode(self.read_memory(mk, mv, feats.key.k16, indices=forced), feats.key)[0])
+            obj_logits.append(
+                self.decode(self.read_memory(mk, mv, feats.key.k16, indices=forced), feats.key)[0]
+            )
         logits = torch.cat(obj_logits, 1)
         prob = torch.sigmoid(logits)
         if memory.num_objects is not None and int(memory.num_objects.min()) < prob.shape[1]:

@@ -31,7 +31,9 @@ def affinity(mem_keys: Tensor, query_keys: Tensor) -> Tensor:
     return (2 * ab - a_sq) / math.sqrt(mem_keys.shape[1])
 
 
-def topk_weights(aff: Tensor, top_k: int | None, indices: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+def topk_weights(
+    aff: Tensor, top_k: int | None, indices: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
     """Softmax weights over the memory axis, optionally restricted to the top-k elements per query.
 
     Args:
