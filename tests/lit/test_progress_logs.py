@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,9 @@ def test_fdr_run_log_has_no_duplicated_line(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     (log_file,) = (tmp_path / "outputs" / "fdr" / "runs").glob("*/fdr.log")
     for name, text in (("console", proc.stdout + proc.stderr), ("log file", log_file.read_text())):
-        lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+        # the message without its prefix: Hydra's "[time][logger][LEVEL] - " or Lightning's own "INFO: "
+        lines = [re.sub(r"^(\[[^\]]*\]){3} - |^(INFO|WARNING|ERROR|DEBUG): ", "", ln.rstrip())
+                 for ln in text.splitlines() if ln.strip()]
         dupes = [ln for ln, n in collections.Counter(lines).items() if n > 1]
         assert not dupes, f"{name}: duplicated lines {dupes[:5]}"
         assert "litlogger" not in text and "litmodels" not in text and "/-2" not in text

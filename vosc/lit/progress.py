@@ -60,7 +60,7 @@ def single_lightning_handlers() -> None:
     """Remove Lightning's own console handlers once the root logger has handlers (module docstring)."""
     if not logging.getLogger().hasHandlers():
         return
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             if type(handler) is logging.StreamHandler:

@@ -151,6 +151,8 @@ class VOSModule(L.LightningModule):
         enhancer_chunk: Frames enhanced at once in validation (memory bound on long clips).
     """
 
+    hparams: Any  # Lightning's AttributeDict of the constructor arguments (read as attributes)
+
     def __init__(
         self,
         model: nn.Module | None = None,
@@ -279,7 +281,7 @@ class VOSModule(L.LightningModule):
         return int(self.hparams.seq_switch_ratio * self.total_steps)
 
     # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         """AdamW with the reference's parameter groups and a per-step warm-up + poly schedule."""
         hp = self.hparams
         groups = param_groups(
@@ -407,7 +409,7 @@ class VOSModule(L.LightningModule):
         depth_loss = {d: torch.stack(v).mean() for d, v in per_depth.items()}
         loss = combine_depths(depth_loss, self.alpha) + aux_w * aux
         self._check_finite(loss, depth_loss, aux, batch, batch_idx)
-        logs = {f"train/loss_d{d}": v.detach() for d, v in depth_loss.items()}
+        logs: dict[str, Tensor | float] = {f"train/loss_d{d}": v.detach() for d, v in depth_loss.items()}
         logs.update({"train/loss": loss.detach(), "train/aux_loss": aux.detach(), "train/aux_weight": aux_w})
         logs["train/memory_from_pred"] = float(use_pred)
         logs["train/bpp"] = batch.bpp.float().mean()
@@ -481,7 +483,7 @@ class VOSModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         """Reset the per-sequence accumulators."""
-        self._val_stats = {d: {} for d in self.val_depths}  # type: ignore[misc]
+        self._val_stats = {d: {} for d in self.val_depths}
         self._val_bpp = []
         self.vis_sample = None
 
@@ -504,7 +506,7 @@ class VOSModule(L.LightningModule):
             n = int(batch.num_objects[j])
             for d in self.val_depths:
                 seq = evaluate_sequence(gts[j], preds[d][j].cpu().numpy(), sequence=name, num_objects=n)
-                self._val_stats[d][f"{dataloader_idx}/{name}"] = seq.object_stats()  # type: ignore[index]
+                self._val_stats[d][f"{dataloader_idx}/{name}"] = seq.object_stats()
             self._val_bpp.append((f"{dataloader_idx}/{name}", float(batch.bpp[j])))
         if batch_idx == 0 and self.hparams.vis_frames > 0:
             k = int(self.hparams.vis_frames)
@@ -529,7 +531,7 @@ class VOSModule(L.LightningModule):
         """De-duplicate sequences across ranks (padding of the distributed sampler) and log J&F per depth."""
         from vosc.metrics.jf import aggregate_objects
 
-        stats = {d: {} for d in self.val_depths}
+        stats: dict[int, dict[str, Any]] = {d: {} for d in self.val_depths}
         for part in self._gather(self._val_stats):
             for d, per_seq in part.items():
                 stats[d].update(per_seq)

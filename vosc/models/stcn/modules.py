@@ -8,6 +8,8 @@ channel MLP and spatial conv renamed).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import timm
 import torch
 import torch.nn.functional as F
@@ -85,11 +87,12 @@ def _with_conv_bias(module: nn.Module) -> nn.Module:
     ResNet has biased convolutions)."""
     for name, child in module.named_children():
         if isinstance(child, nn.Conv2d) and child.bias is None:
-            new = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride,
-                            child.padding, child.dilation, child.groups, bias=True)
+            c: Any = child  # torch stubs type the conv geometry as tuple[int, ...]
+            new = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation,
+                            c.groups, bias=True)
             with torch.no_grad():
                 new.weight.copy_(child.weight)
-                new.bias.zero_()
+                cast(Tensor, new.bias).zero_()
             setattr(module, name, new)
         else:
             _with_conv_bias(child)
@@ -111,7 +114,7 @@ class ValueEncoder(nn.Module):
     def __init__(self, backbone: str = "resnet18", key_dim: int = 1024, value_dim: int = 512,
                  pretrained: bool = False) -> None:
         super().__init__()
-        net = timm.create_model(backbone, pretrained=pretrained, features_only=True, out_indices=(3,))
+        net: Any = timm.create_model(backbone, pretrained=pretrained, features_only=True, out_indices=(3,))
         rgb = net.conv1
         conv1 = nn.Conv2d(5, rgb.out_channels, rgb.kernel_size, rgb.stride, rgb.padding, bias=False)
         nn.init.kaiming_normal_(conv1.weight, mode="fan_out", nonlinearity="relu")  # timm's ResNet init
@@ -121,7 +124,7 @@ class ValueEncoder(nn.Module):
                 conv1.weight[:, :3] = rgb.weight
         net.conv1 = conv1
         self.net = _with_conv_bias(net)
-        self.fuser = FeatureFusionBlock(self.net.feature_info.channels()[-1] + key_dim, value_dim)
+        self.fuser = FeatureFusionBlock(net.feature_info.channels()[-1] + key_dim, value_dim)
 
     def forward(self, image: Tensor, key_f16: Tensor, mask: Tensor, others: Tensor) -> Tensor:
         """Encode values.

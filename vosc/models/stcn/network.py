@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -135,9 +136,10 @@ class STCN(VOSNetwork):
                                           pretrained=pretrained is True)
         self.key_proj = nn.Conv2d(c16, key_dim, kernel_size=3, padding=1)
         nn.init.orthogonal_(self.key_proj.weight)
-        nn.init.zeros_(self.key_proj.bias)
+        nn.init.zeros_(cast(Tensor, self.key_proj.bias))
         self.key_comp = nn.Conv2d(c16, key_comp_dim, kernel_size=3, padding=1)
-        self.decoder = Decoder(value_dim + key_comp_dim, tuple(decoder_dims), (c8, c4))
+        d1, d2, d3 = decoder_dims
+        self.decoder = Decoder(value_dim + key_comp_dim, (d1, d2, d3), (c8, c4))
         self.key_dim, self.value_dim = key_dim, value_dim
         self.top_k = top_k
         self.freeze_bn_stats = freeze_bn_stats
@@ -215,7 +217,7 @@ class STCN(VOSNetwork):
         Returns:
             ``(B, K, value_dim, h, w)``.
         """
-        k = (None if self.training else self.top_k) if top_k == "default" else top_k
+        k = (None if self.training else self.top_k) if top_k == "default" else cast(int | None, top_k)
         b, _, h, w = query_key.shape
         aff = affinity(mem_keys, query_key.flatten(2))
         weights, idx = topk_weights(aff, k, indices)
@@ -309,7 +311,8 @@ class STCN(VOSNetwork):
         k = int(memory.num_objects.max())
         if feats.prob is not None and masks.shape == feats.prob.shape and torch.equal(masks, feats.prob):
             # the frame's own prediction, padding area included (with its gradient if the loop kept it)
-            probs = feats.prob_padded[:, 1:] if masks.requires_grad else feats.prob_padded[:, 1:].detach()
+            padded = cast(Tensor, feats.prob_padded)
+            probs = padded[:, 1:] if masks.requires_grad else padded[:, 1:].detach()
         else:
             probs = self.object_probabilities(pad_to_multiple(masks, self.stride)[0], k)
         values = self.encode_value(feats.frames, feats.key.f16, probs)

@@ -49,6 +49,7 @@ def topk_weights(
     if indices is None and (top_k is None or top_k >= aff.shape[1]):
         return torch.softmax(aff, dim=1), None
     if indices is None:
+        assert top_k is not None  # the case top_k is None returned above
         values, indices = torch.topk(aff, k=int(top_k), dim=1)
     else:
         indices = indices.long()
