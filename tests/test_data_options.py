@@ -20,8 +20,8 @@ SMALL = ["model=aost_tiny", "model.num_layers=1", "threads=1", "logger=none", "c
          "data.num_workers=0", "data.batch_size=1", "data.sampler.num_frames=3",
          "data.augment.crop_size=[64,64]", "data.augment.short_edge=64", "data.augment.min_object_pixels=10",
          "data.sampler.min_ref_pixels=20",
-         "data.eval_max_frames=4", "data.train.0.source.width=96", "data.train.0.source.height=64",
-         "data.val.0.width=96", "data.val.0.height=64", "data.val.0.videos=2", "codec=none"]
+         "data.eval_max_frames=4", "data.train.synthetic_ytvos.source.width=96", "data.train.synthetic_ytvos.source.height=64",
+         "data.val.synthetic_ytvos.width=96", "data.val.synthetic_ytvos.height=64", "data.val.synthetic_ytvos.videos=2", "codec=none"]
 
 
 def test_synthetic_ytvos_debug_fdr_trains_and_validates(tmp_path: Path) -> None:

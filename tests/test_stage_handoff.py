@@ -54,5 +54,5 @@ def test_vos_ckpt_initialises_the_network(tmp_path: Path) -> None:
 def test_davis_mini_training_data_honours_vosc_shared(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOSC_SHARED", "/elsewhere/shared")
     cfg = _compose(["data=davis_mini"])
-    roots = {str(cfg.data.train[0].source.root), str(cfg.data.val[0].root)}
+    roots = {str(cfg.data.train.davis_mini.source.root), str(cfg.data.val.davis_mini.root)}
     assert roots == {"/elsewhere/shared/data/davis2016-val-mini"}

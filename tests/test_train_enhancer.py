@@ -173,15 +173,15 @@ def test_stage3_joint_run_validates_with_the_enhancer_and_checkpoints_both(s1_ck
 
 
 # the CPU reference recipes on a few small rich synthetic videos: one training step and one validation each
-RICH_SMALL = ["data.train.0.source.videos=6", "data.train.0.source.frames=6", "data.val.0.videos=2",
-              "data.val.0.frames=4", "debug=fdr", "logger=csv", "callbacks.rich_progress_bar=null", "threads=1"]
+RICH_SMALL = ["data.train.rich.source.videos=6", "data.train.rich.source.frames=6", "data.val.rich.videos=2",
+              "data.val.rich.frames=4", "debug=fdr", "logger=csv", "callbacks.rich_progress_bar=null", "threads=1"]
 
 
 @pytest.mark.parametrize("experiment", ["quickstart", "cpu_reference", "cpu_reference_raw", "enhancer_s1_cpu",
                                         "enhancer_s2_cpu"])
 def test_cpu_recipes_train_and_validate(experiment: str, tmp_path: Path) -> None:
     cfg = _compose([f"experiment={experiment}", *RICH_SMALL], tmp_path, tmp_path / "run")
-    assert cfg.data.train[0].source.style == "rich" and cfg.data.val[0].seed == 1000  # held out by seed
+    assert cfg.data.train.rich.source.style == "rich" and cfg.data.val.rich.seed == 1000  # held out by seed
     assert cfg.model.encoder == "mobilenetv2_050" and not cfg.model.freeze_bn and cfg.model.freeze_at == 0
     assert _codec(cfg) == ("none" if experiment == "cpu_reference_raw" else "x265")
     metric = train.run(cfg)

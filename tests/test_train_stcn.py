@@ -87,12 +87,12 @@ def test_stcn_cpu_recipe_and_its_fast_dev_run(synthetic_roots: list[str], tmp_pa
     """experiment=stcn_cpu (the CPU reference recipe of STCN): stcn_small from scratch on the rich synthetic
     set with x265 CRF 27-47 on the fly, STCN's training rules with a from-scratch learning rate; a
     fast_dev_run on a few generated videos (real x265)."""
-    tiny_set = ["data.train.0.source.videos=4", "data.val.0.videos=2", "data.num_workers=0", "logger=csv",
+    tiny_set = ["data.train.rich.source.videos=4", "data.val.rich.videos=2", "data.num_workers=0", "logger=csv",
                 "callbacks.mask_images=null", "trainer.fast_dev_run=1", "threads=1"]
     cfg = _cfg(tmp_path, ["experiment=stcn_cpu", *tiny_set, *synthetic_roots])
     assert cfg.model.key_encoder == "resnet18" and cfg.model.value_dim == 128 and not cfg.model.pretrained
     assert cfg.codec.codec == "x265"
-    assert str(cfg.codec.q) == "27-47" and cfg.data.val[0].seed == 1000 and cfg.data.train[0].source.seed == 0
+    assert str(cfg.codec.q) == "27-47" and cfg.data.val.rich.seed == 1000 and cfg.data.train.rich.source.seed == 0
     datamodule, module, trainer = train.build(cfg)
     assert sum(p.numel() for p in module.model.parameters()) == 8_748_940
     hp = module.hparams
@@ -131,3 +131,20 @@ def test_gap_curriculum_and_exact_resume(synthetic_roots: list[str], tmp_path: P
     assert sorted(b) == [3, 4, 5] and [a[s] for s in (3, 4, 5)] == [b[s] for s in (3, 4, 5)]
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["model_config"]["_target_"] == "vosc.models.stcn.STCN"
+
+
+def test_plain_model_stcn_builds_without_identity_shuffling(tmp_path: Path) -> None:
+    """``python train.py model=stcn`` (the quickstart recipe on STCN) builds: identity shuffling defaults to
+    the family (on for AOST, off for STCN); asking for it with STCN is a ConfigError."""
+    from vosc.config import ConfigError
+    from vosc.lit.builders import build_module
+
+    stcn = _cfg(tmp_path, ["model=stcn"])
+    assert stcn.lit.shuffle_ids is None
+    module = build_module(stcn.lit, stcn.model, None, None, None, 0)
+    assert module.shuffle_ids is False
+    aost = _cfg(tmp_path, ["model=aost_tiny"])
+    assert build_module(aost.lit, aost.model, None, None, None, 0).shuffle_ids is True
+    with pytest.raises(ConfigError, match="lit.shuffle_ids=true needs a model family with identity slots"):
+        build_module(_cfg(tmp_path, ["model=stcn_small", "lit.shuffle_ids=true"]).lit, stcn.model, None, None,
+                     None, 0)

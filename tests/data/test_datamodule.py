@@ -99,9 +99,9 @@ def test_lightning_fit_with_workers(synthetic_davis: Path) -> None:
 def test_hydra_configs_compose_and_instantiate(synthetic_davis: Path, tmp_path: Path) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(overrides=["+data=synthetic", "+codec=x265", "codec.q=37", "codec.mode=sequence",
-                                 f"data.train.0.source.root={tmp_path / 'syn'}", f"data.val.0.root={tmp_path / 'syn'}",
-                                 "data.train.0.source.width=64", "data.train.0.source.height=48",
-                                 "data.val.0.width=64", "data.val.0.height=48"])
+                                 f"data.train.synthetic.source.root={tmp_path / 'syn'}", f"data.val.synthetic.root={tmp_path / 'syn'}",
+                                 "data.train.synthetic.source.width=64", "data.train.synthetic.source.height=48",
+                                 "data.val.synthetic.width=64", "data.val.synthetic.height=48"])
         for name in ("none", "vvenc"):
             assert instantiate(compose(overrides=[f"+codec={name}"]).codec).codec_name == name
     dm = instantiate(cfg.data)

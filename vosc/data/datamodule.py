@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -189,13 +189,23 @@ class ResumableDataLoader(DataLoader):
         self._skip = batches if 0 < batches < len(self) else 0
 
 
+def _entries(items: Any) -> list[Any]:
+    """A list of entries from a list, or from a ``name -> entry`` mapping (in order, ``None`` dropped)."""
+    if items is None:
+        return []
+    if isinstance(items, Mapping):
+        return [v for v in items.values() if v is not None]
+    return list(items)
+
+
 class VOSDataModule(L.LightningDataModule):
     """Datasets and loaders of a run.
 
     Args:
-        train: Training mixture (``None``: no training loader).
-        val: Validation sources (one loader each).
-        test: Test sources (one loader each).
+        train: Training mixture (``None``: no training loader): a list, or a mapping name -> entry as the
+            data configs give it (``data.train.<name>``; ``None`` values are dropped), in order.
+        val: Validation sources (one loader each), a list or a mapping name -> source.
+        test: Test sources (one loader each), a list or a mapping name -> source.
         compression: The compression stage (``conf/codec/*.yaml``).
         sampler: Clip sampler.
         augment: Clip augmentation.
@@ -212,9 +222,9 @@ class VOSDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train: Sequence[TrainEntry] | None = None,
-        val: Sequence[VideoSource] | None = None,
-        test: Sequence[VideoSource] | None = None,
+        train: Sequence[TrainEntry] | Mapping[str, TrainEntry | None] | None = None,
+        val: Sequence[VideoSource] | Mapping[str, VideoSource | None] | None = None,
+        test: Sequence[VideoSource] | Mapping[str, VideoSource | None] | None = None,
         compression: CompressionSpec | None = None,
         sampler: ClipSampler | None = None,
         augment: ClipAugment | None = None,
@@ -229,8 +239,9 @@ class VOSDataModule(L.LightningDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
-        self.train_entries = list(train or [])
-        self.val_sources, self.test_sources = list(val or []), list(test or [])
+        self.train_entries: list[TrainEntry] = _entries(train)
+        self.val_sources: list[VideoSource] = _entries(val)
+        self.test_sources: list[VideoSource] = _entries(test)
         self.compression = compression or CompressionSpec()
         self.sampler = sampler or ClipSampler()
         self.augment = augment or ClipAugment()

@@ -137,7 +137,8 @@ class VOSModule(L.LightningModule):
         aux_ratio: The auxiliary weight reaches 0 after ``aux_ratio * total_steps`` steps.
         train_long_term_gap: Long-term memory gap while training (reference: 2).
         val_long_term_gap: Long-term memory gap in validation (reference: 5).
-        shuffle_ids: Shuffle identities per sample while training.
+        shuffle_ids: Shuffle identities per sample while training; ``None`` (default): when the model family
+            has identity slots (AOT/AOST yes, STCN no).
         total_steps: Total steps for the schedules; ``None`` = the trainer's estimate.
         seed: Base of the per-step RNG seeding (identity shuffling, DropPath) for exact resumption.
         vis_frames: Frames of the first validation clip kept for image logging (0 disables).
@@ -177,7 +178,7 @@ class VOSModule(L.LightningModule):
         aux_ratio: float = 1.0,
         train_long_term_gap: int = 2,
         val_long_term_gap: int = 5,
-        shuffle_ids: bool = True,
+        shuffle_ids: bool | None = None,
         total_steps: int | None = None,
         seed: int = 0,
         vis_frames: int = 5,
@@ -220,6 +221,9 @@ class VOSModule(L.LightningModule):
             raise ConfigError(f"lit.seq_switch_ratio must be in [0, 1], got {seq_switch_ratio}")
         # identity slots incl. background: the family's capacity, or every id of a uint8 mask (unbounded)
         self.num_ids = (MAX_MASK_ID if model.max_objects is None else int(model.max_objects)) + 1
+        if shuffle_ids is None:
+            shuffle_ids = model.max_objects is not None
+        self.shuffle_ids = bool(shuffle_ids)
         if shuffle_ids and model.max_objects is None:
             raise ConfigError(f"lit.shuffle_ids=true needs a model family with identity slots; "
                               f"{type(model).__name__} decodes objects separately: set lit.shuffle_ids=false")
@@ -380,7 +384,7 @@ class VOSModule(L.LightningModule):
         """Sequential training over the clip; returns the scalable-supervision loss."""
         frames, masks, n_obj = self.enhance(batch), batch.masks, batch.num_objects
         b, t = frames.shape[:2]
-        perm = shuffle_permutation(self.num_ids, b) if self.hparams.shuffle_ids else (
+        perm = shuffle_permutation(self.num_ids, b) if self.shuffle_ids else (
             torch.arange(self.num_ids).expand(b, -1).clone()
         )
         perm = perm.to(masks.device)
