@@ -9,14 +9,8 @@ Examples::
     python train.py experiment=main_x265 trainer=ddp trainer.devices=4 trainer.num_nodes=2
     python train.py -m hydra/launcher=slurm experiment=main_x265 trainer=ddp   # SLURM via submitit
 
-Enhancer (README "Compression-aware enhancement"; ``enhancer`` = a ``model/enhancer`` option placed at the
-top-level key ``enhancer``)::
-
-    python train.py experiment=enhancer_s1_x265                                   # stage 1: pixel loss
-    python train.py experiment=enhancer_s2_x265 vos_ckpt=VOS.ckpt enhancer_ckpt=S1.ckpt   # + task loss
-    python train.py experiment=enhancer_s3_x265 vos_ckpt=VOS.ckpt enhancer_ckpt=S2.ckpt   # joint fine-tuning
-    python train.py experiment=baseline_ft_x265 vos_ckpt=VOS.ckpt                 # same steps, no enhancer
-    python train.py experiment=enhancer_s1_x265 model/enhancer@enhancer=cae_tiny
+Enhancer stages: ``experiment=enhancer_s1_x265`` (pixel loss), ``enhancer_s2_x265`` / ``enhancer_s3_x265``
+with ``vos_ckpt=`` and ``enhancer_ckpt=``, ``baseline_ft_x265`` (README "Compression-aware enhancement").
 
 ``vos_ckpt`` (a vosc Lightning checkpoint: its EMA weights and stored network config; or an official
 AOT/AOST checkpoint into ``model``) initialises the VOS network (frozen in stage 2). ``enhancer_ckpt``
@@ -34,7 +28,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: idle threads sleep, not spin
 
 import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import hydra  # noqa: E402
@@ -42,27 +35,10 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from vosc.config import ConfigError  # noqa: E402
 from vosc.lit import builders  # noqa: E402
+from vosc.lit.run_options import apply_debug, training_groups  # noqa: E402
 from vosc.utils.threads import resolve_threads  # noqa: E402
 
 log = logging.getLogger("vosc.train")
-
-#: Config groups of ``evaluate.py`` only; ``train.py --help`` leaves them out.
-EVAL_ONLY_GROUPS = ("dataset", "ladder")
-CONF_DIR = Path(__file__).resolve().parent / "conf"
-
-
-def training_groups(conf_dir: Path = CONF_DIR) -> str:
-    """``group: option, ...`` lines of every config group that training uses (``train.py --help``)."""
-    lines = []
-    for folder in sorted(p for p in conf_dir.rglob("*") if p.is_dir()):
-        group = folder.relative_to(conf_dir).as_posix()
-        if group.split("/")[0] in (*EVAL_ONLY_GROUPS, "hydra"):
-            continue
-        options = sorted(f.stem for f in folder.glob("*.yaml"))
-        if options:
-            lines.append(f"{group}: {', '.join(options)}")
-    return "\n".join(lines)
-
 
 OmegaConf.register_new_resolver("vosc_training_groups", training_groups, replace=True)
 
@@ -88,52 +64,6 @@ def validate_config(cfg: DictConfig) -> None:
     builders.check_checkpoints(cfg.get("vos_ckpt"), cfg.get("enhancer_ckpt"), cfg.get("enhancer") is not None)
     if builders.is_enhancer_stage(cfg.lit):
         builders.check_enhancer_stage(cfg.get("enhancer") is not None, bool(cfg.data.get("keep_raw", False)))
-
-
-def _debug_keys(option: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    """Dotted keys that ``conf/debug/<option>.yaml`` sets, its own defaults (e.g. ``default``) included."""
-    node = OmegaConf.load(conf_dir / "debug" / f"{option}.yaml")
-    keys: list[str] = []
-    for parent in node.get("defaults") or []:
-        if isinstance(parent, str) and parent != "_self_":
-            keys += _debug_keys(parent, conf_dir)
-
-    def walk(value: Any, prefix: str) -> None:
-        if isinstance(value, DictConfig) and len(value) > 0:
-            for k, v in value.items_ex(resolve=False):
-                walk(v, f"{prefix}.{k}" if prefix else str(k))
-        else:
-            keys.append(prefix)
-
-    walk(OmegaConf.masked_copy(node, [k for k in node if k not in ("defaults", "hydra")]), "")
-    return list(dict.fromkeys(keys))
-
-
-def apply_debug(cfg: DictConfig, option: str | None) -> list[str]:
-    """Log what the ``debug=<option>`` config sets, and train in fp32 on the CPU (``debug_cpu_fp32``).
-
-    Returns:
-        The ``key=value`` settings that were logged (debug settings, then any precision change).
-    """
-    import torch
-
-    changes = []
-    if option:
-        changes = [f"{k}={OmegaConf.select(cfg, k)}" for k in _debug_keys(option)]
-        log.info("debug=%s sets: %s", option, ", ".join(changes))
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    precision = str(cfg.trainer.get("precision", "32-true"))
-    if on_cpu and precision not in ("32", "32-true"):
-        if cfg.get("debug_cpu_fp32"):
-            cfg.trainer.precision = "32-true"
-            changes.append("trainer.precision=32-true")
-            log.warning("debug run on the CPU: trainer.precision %s -> 32-true (mixed precision is bf16 on "
-                        "the CPU, much slower there); debug_cpu_fp32=false keeps %s", precision, precision)
-        else:
-            log.warning("trainer.precision=%s on the CPU runs in bf16, much slower than 32-true there",
-                        precision)
-    return changes
 
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
