@@ -36,7 +36,7 @@ def training_groups(conf_dir: Path | None = None) -> str:
 def _debug_keys(option: str, conf_dir: Path | None = None) -> list[str]:
     """Dotted keys that ``conf/debug/<option>.yaml`` sets, its own defaults (e.g. ``default``) included."""
     conf_dir = conf_dir or _conf_dir()
-    node = OmegaConf.load(conf_dir / "debug" / f"{option}.yaml")
+    node: Any = OmegaConf.load(conf_dir / "debug" / f"{option}.yaml")
     keys: list[str] = []
     for parent in node.get("defaults") or []:
         if isinstance(parent, str) and parent != "_self_":
@@ -45,11 +45,11 @@ def _debug_keys(option: str, conf_dir: Path | None = None) -> list[str]:
     def walk(value: Any, prefix: str) -> None:
         if isinstance(value, DictConfig) and len(value) > 0:
             for k, v in value.items_ex(resolve=False):
-                walk(v, f"{prefix}.{k}" if prefix else str(k))
+                walk(v, f"{prefix}.{k!s}" if prefix else str(k))
         else:
             keys.append(prefix)
 
-    walk(OmegaConf.masked_copy(node, [k for k in node if k not in ("defaults", "hydra")]), "")
+    walk(OmegaConf.masked_copy(node, [str(k) for k in node if k not in ("defaults", "hydra")]), "")
     return list(dict.fromkeys(keys))
 
 
