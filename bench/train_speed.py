@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run on the requested devices, print and optionally write JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="aost", help="variant of vosc.models.vos_model.build_model")
+    p.add_argument("--model", default="aost", help="variant (conf/model/<name>.yaml) for vosc.models.variants.build_model")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--frames", type=int, default=5)
     p.add_argument("--size", type=int, default=465, help="square crop size")

@@ -75,4 +75,4 @@ def test_mismatch_names_the_file_and_the_matching_variant(aot_parity: Path, vari
     path = aot_parity / variant / "checkpoint.pth"
     expected = rf"{variant}/checkpoint\.pth: .*keys match model={variant}\b"
     with pytest.raises(CheckpointMismatchError, match=expected):
-        load_vos_model(path, {"_target_": "vosc.models.vos_model.build_model", "name": into})
+        load_vos_model(path, {"_target_": "vosc.models.variants.build_model", "name": into})
