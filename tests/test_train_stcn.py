@@ -91,7 +91,7 @@ def test_stcn_cpu_recipe_and_its_fast_dev_run(synthetic_roots: list[str], tmp_pa
                 "callbacks.mask_images=null", "trainer.fast_dev_run=1", "threads=1"]
     cfg = _cfg(tmp_path, ["experiment=stcn_cpu", *tiny_set, *synthetic_roots])
     assert cfg.model.key_encoder == "resnet18" and cfg.model.value_dim == 128 and not cfg.model.pretrained
-    assert cfg.codec.codec == "x265"
+    assert cfg.codec.codec._target_ == "vosc.codecs.X265Codec"
     assert str(cfg.codec.q) == "27-47" and cfg.data.val.rich.seed == 1000 and cfg.data.train.rich.source.seed == 0
     datamodule, module, trainer = train.build(cfg)
     assert sum(p.numel() for p in module.model.parameters()) == 8_748_940
@@ -109,7 +109,7 @@ def _losses(out: Path) -> dict[int, float]:
 
 def test_gap_curriculum_and_exact_resume(synthetic_roots: list[str], tmp_path: Path, one_torch_thread: None) -> None:
     common = ["experiment=stcn_main", *SMALL, *synthetic_roots, "trainer.max_steps=6", "lit.total_steps=6",
-              "trainer.val_check_interval=3", "trainer.log_every_n_steps=1", "data.train.1.repeat=1",
+              "trainer.val_check_interval=3", "trainer.log_every_n_steps=1", "data.train.davis.repeat=1",
               "callbacks.gap_curriculum.fractions=[0.0,0.5,0.5,0.5,0.5,0.9]"]
     datamodule, module, trainer = train.build(_cfg(tmp_path / "curriculum", common))
     trainer.fit(module, datamodule=datamodule)
