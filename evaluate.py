@@ -57,7 +57,8 @@ def _choice(group: str) -> str | None:
 
 def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
     """Check every input and build the :class:`~vosc.evaluation.sweep.Sweep` (no work done yet)."""
-    from vosc.evaluation.sweep import Sweep, parse_ladder
+    from vosc.evaluation.ladder import parse_ladder
+    from vosc.evaluation.sweep import Sweep
 
     codecs = {str(k): instantiate(v) for k, v in cfg.codecs.items()}
     ladder = parse_ladder(OmegaConf.to_container(cfg.ladder.points, resolve=True), codecs)  # type: ignore[arg-type]

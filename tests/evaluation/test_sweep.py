@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from vosc.codecs import IdentityCodec, VVenCCodec, X265Codec
+from vosc.evaluation.ladder import parse_ladder
 from vosc.evaluation.sweep import (
     EnhancerSpec,
     StaleResultError,
     Sweep,
     Variant,
     enhance_frames,
-    parse_ladder,
     variant_dir,
 )
 from vosc.inference.segmenter import VideoSegmenter

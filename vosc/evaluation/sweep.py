@@ -56,7 +56,6 @@ __all__ = [
     "Sweep",
     "Variant",
     "enhance_frames",
-    "parse_ladder",
     "variant_dir",
 ]
 
@@ -92,45 +91,6 @@ class EnhancerSpec:
     name: str
     fingerprint: str
     chunk: int = 8
-
-
-def parse_ladder(entries: Sequence[Any], codecs: Mapping[str, Codec]) -> list[OperatingPoint]:
-    """Parse a codec ladder: ``"x265:42"``, ``"none"``, ``{"codec": "x265", "q": 42}`` or ``["x265", 42]``.
-
-    Raises:
-        ValueError: Empty ladder, malformed entry, unknown codec (listing the known ones), ``q`` missing or
-            out of the codec's range, or a duplicate point.
-    """
-    if not entries:
-        raise ValueError("ladder: the codec ladder is empty; give e.g. ladder=[x265:32,x265:42]")
-    points: list[OperatingPoint] = []
-    for i, entry in enumerate(entries):
-        try:
-            name, q = OperatingPoint.split(entry)
-        except ValueError as exc:
-            raise ValueError(f"ladder[{i}]: {exc}") from None
-        if name not in codecs:
-            raise ValueError(f"ladder[{i}]: unknown codec {name!r}; configured codecs: {sorted(codecs)}")
-        try:
-            values = OperatingPoint.parse_q(q)
-        except ValueError:
-            values = []
-        if name == "none":
-            if values or q not in (None, "", "null"):
-                raise ValueError(f"ladder[{i}]: codec 'none' takes no quality parameter, got q={q!r}")
-            point = OperatingPoint("none", None)
-        else:
-            if len(values) != 1:
-                raise ValueError(f"ladder[{i}]: codec {name!r} needs an integer q, got {q!r}")
-            try:
-                codecs[name].check_q(values[0])
-            except ValueError as exc:
-                raise ValueError(f"ladder[{i}]: {exc}") from None
-            point = OperatingPoint(name, values[0])
-        if point in points:
-            raise ValueError(f"ladder[{i}]: duplicate operating point {point.tag}")
-        points.append(point)
-    return points
 
 
 def variant_dir(root: Path, dataset: str, variant: Variant) -> Path:
