@@ -10,6 +10,9 @@ import os
 # torch thread (VOSC_TEST_THREADS=<n> to change it). Tests that need a fixed count set it themselves.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# No test downloads weights: an ImageNet-weights request (model.pretrained=true) fails at once with
+# vosc's PretrainedWeightsError instead of after the hub client's network retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 import train
 from vosc.config import ConfigError, parse_alpha
 
+FULL_SCALE = ("pretrain_static", "main", "davis")  # + stcn_static / stcn_main*: tests/test_train_stcn.py
 GROUPS = ["data", "codec", "model", "lit", "trainer", "callbacks", "logger", "experiment", "debug", "hparams_search"]
 
 
@@ -77,6 +78,11 @@ def test_every_experiment_instantiates(experiment: str, synthetic_roots: list[st
     cfg = _compose([f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
                     "logger=csv", *synthetic_roots], tmp_path)
     assert cfg.lit._target_ == "vosc.lit.vos_module.VOSModule"
+    # ImageNet encoders in the full-scale recipes only (issue 13 item 5); no weights offline: built without
+    # them here (tests/models/test_pretrained.py loads them from a cache)
+    assert cfg.model.pretrained is experiment.startswith(FULL_SCALE)
+    with open_dict(cfg):
+        cfg.model.pretrained = False
     train.validate_config(cfg)
     datamodule, module, trainer = train.build(cfg)
     assert module.depths == list(range(1, cfg.model.num_layers + 1))

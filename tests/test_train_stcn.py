@@ -45,6 +45,9 @@ def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_r
     cfg = _cfg(tmp_path, [f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
                           "logger=csv", *synthetic_roots])
     assert cfg.model._target_ == "vosc.models.stcn.STCN" and cfg.model.key_encoder == "resnet50"
+    assert cfg.model.pretrained is True  # ImageNet encoders, as the official; none offline: built without
+    with open_dict(cfg):
+        cfg.model.pretrained = False
     train.validate_config(cfg)
     datamodule, module, trainer = train.build(cfg)
     steps = {"stcn_static": 300_000, "stcn_main": 150_000, "stcn_main_300k": 300_000}[experiment]

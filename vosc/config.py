@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["RENAMED_OVERRIDES", "ConfigError", "check_renamed_overrides", "parse_alpha"]
+__all__ = ["RENAMED_OVERRIDES", "ConfigError", "check_renamed_overrides", "instantiate", "parse_alpha"]
 
 # `inf` in YAML/overrides is parsed by OmegaConf as a float; also accept the string forms.
 _INF_STRINGS = {"inf", "+inf", "infinity", ".inf"}
@@ -26,6 +26,23 @@ RENAMED_OVERRIDES: dict[str, str] = {
 class ConfigError(ValueError):
     """An invalid configuration, reported before any work starts; the message names the key and the valid
     choices."""
+
+
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node, _convert_="all")`` that surfaces a constructor's :class:`ConfigError`
+    (Hydra wraps it in an ``InstantiationException``) as the same error type, with its own message."""
+    import hydra.utils
+    from hydra.errors import InstantiationException
+
+    try:
+        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as exc:
+        cause: BaseException | None = exc.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise type(cause)(str(cause)) from exc
 
 
 def parse_alpha(value: Any) -> float:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
 from vosc.checkpoints.errors import CheckpointError
 from vosc.checkpoints.integrity import verify_content_hash
+from vosc.config import instantiate
+from vosc.models.encoder.pretrained import weights_from_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _from_vosc(path: Path, data: dict[str, Any], model_config: Mapping[str, Any]) -> nn.Module:
-    model = instantiate(dict(model_config))
+    model = instantiate(weights_from_checkpoint(model_config))
     state = {k[len("model."):]: v for k, v in data.get("state_dict", {}).items() if k.startswith("model.")}
     if not state:
         raise CheckpointError(f"{path}: Lightning checkpoint without 'model.*' weights")
@@ -133,7 +134,7 @@ def load_vos_model(ckpt: str | Path | None, model_config: Mapping[str, Any], see
     from vosc.checkpoints.stcn import load_stcn_official
     from vosc.models.stcn import STCN
 
-    model = instantiate(config)
+    model = instantiate(weights_from_checkpoint(config))
     if isinstance(model, STCN):
         report = load_stcn_official(model, data, strict=True, name=str(path))
     else:

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-import hydra
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from vosc.config import ConfigError, parse_alpha
+from vosc.config import ConfigError, instantiate, parse_alpha
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +23,6 @@ __all__ = ["build_module", "build_trainer", "check_checkpoints", "check_data_roo
            "fit", "format_metrics", "instantiate", "is_enhancer_stage", "load_vos"]
 
 ENHANCER_OPTIONS = Path(__file__).resolve().parents[2] / "conf" / "model" / "enhancer"
-
-
-def instantiate(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate(node, _convert_="all")`` that surfaces a constructor's :class:`ConfigError`
-    (Hydra wraps it in an ``InstantiationException``)."""
-    try:
-        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as exc:
-        cause: BaseException | None = exc.__cause__
-        while cause is not None and not isinstance(cause, ConfigError):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise ConfigError(str(cause)) from exc
 
 
 def _roots(node: Any, where: str) -> list[tuple[str, str, str]]:

@@ -201,7 +201,9 @@ class VOSModule(L.LightningModule):
                 raise ConfigError("VOSModule needs `model` or `model_config`")
             from hydra.utils import instantiate
 
-            model = instantiate(model_config)
+            from vosc.models.encoder.pretrained import weights_from_checkpoint
+
+            model = instantiate(weights_from_checkpoint(model_config))  # weights: from the checkpoint
         if not isinstance(model, VOSNetwork):
             raise ConfigError(f"lit: model {type(model).__name__} is not a vosc.models.base.VOSNetwork "
                               "(a model family: encode/write/read)")

@@ -21,13 +21,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import BatchNormAct2d
 from torch import Tensor, nn
 
 from vosc.config import ConfigError
+from vosc.models.encoder.pretrained import create_timm
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,9 @@ class TimmBackbone(nn.Module):
 
     Args:
         name: ``"mobilenetv2"``, ``"resnet50"`` or ``"swin_base"``.
-        pretrained: ``False``; ``True`` (timm's cache / hub); or a path to a state dict in timm names
+        pretrained: ``False``; ``True`` (timm's ImageNet weights from the Hugging Face cache / hub; a
+            :class:`~vosc.models.encoder.pretrained.PretrainedWeightsError` says how to supply them
+            offline); or a path to a state dict in timm names
             (timm ``.pth``/``.safetensors``) or torchvision names (e.g. the reference's
             ``mobilenet_v2-b0353104.pth``, ``resnet50`` ImageNet weights).
         freeze_bn: Replace batch norms by frozen ones (statistics and affine parameters fixed).
@@ -192,15 +194,13 @@ class TimmBackbone(nn.Module):
         self.net: Any  # a timm model (its stage attributes differ per family)
         use_hub = pretrained is True
         if name.startswith("mobilenetv2"):
-            self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, output_stride=16,
-                                         num_classes=0, global_pool="")
+            self.net = create_timm(TIMM_NAMES[name], use_hub, output_stride=16, num_classes=0, global_pool="")
             self.net.classifier = nn.Identity()
         elif name.startswith("resnet"):
-            self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, features_only=True,
-                                         out_indices=(1, 2, 3))
+            self.net = create_timm(TIMM_NAMES[name], use_hub, features_only=True, out_indices=(1, 2, 3))
         else:
-            self.net = timm.create_model(TIMM_NAMES[name], pretrained=use_hub, features_only=True,
-                                         out_indices=(0, 1, 2), strict_img_size=False)
+            self.net = create_timm(TIMM_NAMES[name], use_hub, features_only=True, out_indices=(0, 1, 2),
+                                   strict_img_size=False)
         self.dims = feature_widths(self.net, name)
         if name == "swin_base":
             self.norms = nn.ModuleList(nn.LayerNorm(d) for d in self.dims[:3])

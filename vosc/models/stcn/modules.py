@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from vosc.models.encoder.pretrained import create_timm
 
 
 class ResBlock(nn.Module):
@@ -114,7 +115,7 @@ class ValueEncoder(nn.Module):
     def __init__(self, backbone: str = "resnet18", key_dim: int = 1024, value_dim: int = 512,
                  pretrained: bool = False) -> None:
         super().__init__()
-        net: Any = timm.create_model(backbone, pretrained=pretrained, features_only=True, out_indices=(3,))
+        net: Any = create_timm(backbone, pretrained, features_only=True, out_indices=(3,))
         rgb = net.conv1
         conv1 = nn.Conv2d(5, rgb.out_channels, rgb.kernel_size, rgb.stride, rgb.padding, bias=False)
         nn.init.kaiming_normal_(conv1.weight, mode="fan_out", nonlinearity="relu")  # timm's ResNet init
