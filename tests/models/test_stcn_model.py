@@ -108,3 +108,25 @@ def test_training_mode_keeps_batch_norm_statistics() -> None:
     free = STCN(key_encoder="resnet18", key_dim=16, value_dim=32, key_comp_dim=32, decoder_dims=(32, 16, 16),
                 freeze_bn_stats=False).train()
     assert free.key_encoder.net.bn1.training
+
+
+@pytest.mark.parametrize("dims", [(32, 16, 16), (64, 16, 16)])  # with and without the projection skip
+def test_decoder_shares_the_frame_half_of_its_first_block(dims: tuple[int, int, int]) -> None:
+    """The decoder's first block runs the frame's ``f16_thin`` half once per frame and broadcasts it over
+    the objects; the result equals the block on the concatenation ``cat(readout, f16_thin)`` per object."""
+    from vosc.models.stcn.modules import Decoder
+
+    torch.manual_seed(0)
+    dec = Decoder(in_dim=64, dims=dims, skip_dims=(8, 8)).eval()
+    b, k, h, w = 2, 3, 4, 5
+    readout, thin = torch.randn(b * k, 32, h, w), torch.randn(b, 32, h, w)
+    f8, f4 = torch.randn(b, 8, 2 * h, 2 * w), torch.randn(b, 8, 4 * h, 4 * w)
+    with torch.no_grad():
+        logits, logits_4x = dec(readout, thin, f8, f4)
+        x16 = torch.cat([readout, thin.repeat_interleave(k, dim=0)], dim=1)
+        x = dec.up_8_4(f4, dec.up_16_8(f8, dec.compress(x16)))
+        expected_4x = dec.pred(torch.relu(x))
+    assert logits.shape == (b * k, 1, 16 * h, 16 * w) and logits_4x.shape == (b * k, 1, 4 * h, 4 * w)
+    torch.testing.assert_close(logits_4x, expected_4x, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="5 object readouts for 2 frames"):
+        dec(readout[:5], thin, f8, f4)

@@ -192,17 +192,41 @@ class Decoder(nn.Module):
         self.up_8_4 = UpsampleBlock(skip_dims[1], dims[1], dims[2])
         self.pred = nn.Conv2d(dims[2], 1, kernel_size=3, padding=1)
 
-    def forward(self, x16: Tensor, f8: Tensor, f4: Tensor) -> tuple[Tensor, Tensor]:
-        """Decode.
+    def forward(self, readout: Tensor, f16_thin: Tensor, f8: Tensor, f4: Tensor) -> tuple[Tensor, Tensor]:
+        """Decode ``cat(readout, f16_thin)`` of every object.
 
         Args:
-            x16: ``(N, in_dim, h, w)``.
-            f8: ``(B, skip_dims[0], 2h, 2w)`` with ``N = B*K`` (video-major).
+            readout: ``(N, Cr, h, w)`` memory readout, ``N = B*K`` (video-major).
+            f16_thin: ``(B, in_dim - Cr, h, w)`` the frame's compressed key features, shared by its ``K``
+                objects: their half of the first block's convolutions runs once per frame.
+            f8: ``(B, skip_dims[0], 2h, 2w)``.
             f4: ``(B, skip_dims[1], 4h, 4w)``.
 
         Returns:
             ``(logits (N, 1, 16h, 16w), logits_4x (N, 1, 4h, 4w))``.
         """
-        x = self.up_8_4(f4, self.up_16_8(f8, self.compress(x16)))
+        x = self.up_8_4(f4, self.up_16_8(f8, self._compress(readout, f16_thin)))
         x4 = self.pred(F.relu(x))
         return F.interpolate(x4, scale_factor=4, mode="bilinear", align_corners=False), x4
+
+    def _compress(self, readout: Tensor, shared: Tensor) -> Tensor:
+        """``self.compress(cat(readout, shared))`` with ``shared`` broadcast over the objects of its frame.
+
+        The block's convolutions are linear in their input channels, so each is split into the readout half
+        (per object) and the shared half (once per frame), then summed; equal to the concatenated form up to
+        float rounding. ``(N, Cr, h, w)``, ``(B, Cs, h, w)`` → ``(N, dims[0], h, w)``.
+        """
+        block, cr, b = self.compress, readout.shape[1], shared.shape[0]
+        if readout.shape[0] % b:
+            raise ValueError(f"{readout.shape[0]} object readouts for {b} frames")
+
+        def conv(layer: nn.Conv2d, own: Tensor, common: Tensor) -> Tensor:
+            y = F.conv2d(own, layer.weight[:, :cr], layer.bias, padding=1)
+            z = F.conv2d(common, layer.weight[:, cr:], None, padding=1)
+            return (y.view(b, -1, *y.shape[1:]) + z[:, None]).flatten(0, 1)
+
+        if block.downsample is None:  # in_dim == dims[0]: the identity skip needs the concatenation
+            common = shared[:, None].expand(b, readout.shape[0] // b, *shared.shape[1:]).flatten(0, 1)
+            return block(torch.cat([readout, common], 1))
+        r = block.conv2(F.relu(conv(block.conv1, F.relu(readout), F.relu(shared))))
+        return conv(block.downsample, readout, shared) + r

@@ -234,9 +234,7 @@ class STCN(VOSNetwork):
             ``(logits (B, K, H, W), logits_4x (B, K, H/4, W/4))`` before the sigmoid.
         """
         b, k = readout.shape[:2]
-        thin = feats.f16_thin[:, None].expand(b, k, *feats.f16_thin.shape[1:])
-        x16 = torch.cat([readout, thin], dim=2).flatten(0, 1)
-        logits, logits_4x = self.decoder(x16, feats.f8, feats.f4)
+        logits, logits_4x = self.decoder(readout.flatten(0, 1), feats.f16_thin, feats.f8, feats.f4)
         return logits.view(b, k, *logits.shape[-2:]), logits_4x.view(b, k, *logits_4x.shape[-2:])
 
     @staticmethod
