@@ -130,3 +130,21 @@ def test_decoder_shares_the_frame_half_of_its_first_block(dims: tuple[int, int, 
     torch.testing.assert_close(logits_4x, expected_4x, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="5 object readouts for 2 frames"):
         dec(readout[:5], thin, f8, f4)
+
+
+@pytest.mark.parametrize("top_k", [1, 5, 20])
+def test_query_major_topk_readout_equals_the_memory_major_form(top_k: int) -> None:
+    """Inference reads the memory query-major (fused affinity, top-k along the contiguous axis); it equals
+    the memory-major form of training and parity checks, and the official dense form, for several videos."""
+    from vosc.models.stcn.readout import topk_readout
+
+    torch.manual_seed(top_k)
+    b, k_obj, c_k, c_v, n, m = 2, 3, 16, 8, 60, 35
+    mk, qk, mv = torch.randn(b, c_k, n), torch.randn(b, c_k, m), torch.randn(b, k_obj, c_v, n)
+    expected = weighted_readout(mv, *topk_weights(affinity(mk, qk), top_k))
+    torch.testing.assert_close(topk_readout(mk, mv, qk, top_k), expected, atol=1e-5, rtol=1e-5)
+    aff = affinity(mk, qk)  # the official: dense weights, zero outside the top-k, one bmm
+    vals, idx = aff.topk(top_k, dim=1)
+    dense = torch.zeros_like(aff).scatter_(1, idx, torch.softmax(vals, dim=1))
+    torch.testing.assert_close(topk_readout(mk, mv, qk, top_k), (mv.flatten(1, 2) @ dense).view_as(expected),
+                               atol=1e-5, rtol=1e-5)

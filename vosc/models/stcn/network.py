@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from vosc.models.base import Memory, VOSNetwork
 from vosc.models.encoder.timm_backbone import TimmBackbone
 from vosc.models.stcn.modules import Decoder, ValueEncoder
-from vosc.models.stcn.readout import affinity, topk_weights, weighted_readout
+from vosc.models.stcn.readout import affinity, topk_readout, topk_weights, weighted_readout
 
 
 @dataclass
@@ -219,6 +219,9 @@ class STCN(VOSNetwork):
         """
         k = (None if self.training else self.top_k) if top_k == "default" else cast(int | None, top_k)
         b, _, h, w = query_key.shape
+        if indices is None and k is not None and k < mem_keys.shape[2]:  # inference: the fast form
+            out = topk_readout(mem_keys, mem_values, query_key.flatten(2), k)
+            return out.view(b, mem_values.shape[1], -1, h, w)
         aff = affinity(mem_keys, query_key.flatten(2))
         weights, idx = topk_weights(aff, k, indices)
         return weighted_readout(mem_values, weights, idx).view(b, mem_values.shape[1], -1, h, w)
