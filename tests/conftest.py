@@ -103,3 +103,11 @@ def synthetic_roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: P
     data = tmp_path_factory.mktemp("data")
     return [f"paths.davis_root={synthetic_davis}", f"paths.ytvos_root={synthetic_ytvos}",
             f"paths.static_root={static}", f"paths.data_dir={data}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with ``slow`` tests run first (each file's tests stay together, in their order), so that under
+    ``pytest -n 2 --dist loadfile`` (README "Test") the minutes-long ones start at once instead of ending
+    the run alone on one core."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items[:] = sorted(items, key=lambda item: item.path not in slow_files)  # stable: order kept otherwise

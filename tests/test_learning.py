@@ -29,17 +29,19 @@ def _run(args: list[str], cwd: Path, log: Path) -> None:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_WAIT_POLICY": "PASSIVE"}
     with open(log, "w") as fh:
         proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                              timeout=900)
+                              timeout=2200)
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{log.read_text()[-4000:]}")
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # ~3.5 min on an idle 2-core machine; generous for a busy one
+@pytest.mark.timeout(2400)  # ~3.5 min on an idle 2-core machine; 11.5 min gave 218 steps at load ~4
 def test_three_minute_training_beats_copy_first_mask_on_held_out_videos(tmp_path: Path) -> None:
     out = tmp_path / "run"
+    # no wall-time box: the 400 steps always run, so that a busy machine only makes the test slower (the
+    # recipe's 10-minute box stopped it at step 218 on a loaded machine), never changes what it checks
     _run(["train.py", "experiment=learn_check", "threads=2", "logger=csv", f"paths.root_dir={tmp_path}",
-          f"hydra.run.dir={out}"], REPO, tmp_path / "train.log")
+          "trainer.max_time=null", f"hydra.run.dir={out}"], REPO, tmp_path / "train.log")
     ckpt = out / "checkpoints" / "last.ckpt"
     assert ckpt.is_file(), f"no checkpoint written: {(tmp_path / 'train.log').read_text()[-2000:]}"
     with open(out / "csv" / "metrics.csv", newline="") as fh:
