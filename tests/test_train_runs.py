@@ -159,5 +159,5 @@ def test_alpha_depth_multirun_gives_one_run_and_one_wandb_run_per_job(root: Path
             missing = [k for k in expected if k not in summary]
             assert not missing, f"{runs[0]}: missing {missing} in {sorted(summary)}"
             assert any(k.startswith("lr-") for k in summary), sorted(summary)
-            assert str(info["config"]["lit"]["alpha"]) in {"2", "2.0", "inf"}
+            assert str(info["config"]["lit"]["alpha"]) in {"2", "2.0", "inf", "Infinity"}
     assert len(run_ids) == 4

@@ -26,6 +26,16 @@ from vosc.config import ConfigError
 
 log = logging.getLogger(__name__)
 
+# vosc encoder name -> timm model; the channel widths come from the timm model's ``feature_info``
+TIMM_NAMES: dict[str, str] = {
+    "mobilenetv2": "mobilenetv2_100",
+    "mobilenetv2_075": "mobilenetv2_075",
+    "mobilenetv2_050": "mobilenetv2_050",
+    "resnet50": "resnet50",
+    "resnet18": "resnet18",
+    "swin_base": "swin_base_patch4_window7_224",
+}
+
 
 class PretrainedWeightsError(ConfigError):
     """ImageNet weights were asked for (``model.pretrained=true``) but could not be loaded."""
@@ -86,8 +96,6 @@ def weights_from_checkpoint(model_config: Mapping[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Download the ImageNet weights of the named vosc encoders into the Hugging Face cache."""
-    from vosc.models.encoder.timm_backbone import TIMM_NAMES
-
     parser = argparse.ArgumentParser(prog="python -m vosc.models.encoder.pretrained",
                                      description=main.__doc__)
     parser.add_argument("encoders", nargs="*",

@@ -27,19 +27,10 @@ from timm.layers import BatchNormAct2d
 from torch import Tensor, nn
 
 from vosc.config import ConfigError
-from vosc.models.encoder.pretrained import create_timm
+from vosc.models.encoder.pretrained import TIMM_NAMES, create_timm
 
 log = logging.getLogger(__name__)
 
-# vosc encoder name -> timm model; the channel widths come from the timm model's ``feature_info``
-TIMM_NAMES: dict[str, str] = {
-    "mobilenetv2": "mobilenetv2_100",
-    "mobilenetv2_075": "mobilenetv2_075",
-    "mobilenetv2_050": "mobilenetv2_050",
-    "resnet50": "resnet50",
-    "resnet18": "resnet18",
-    "swin_base": "swin_base_patch4_window7_224",
-}
 
 
 class FrozenBatchNormAct2d(nn.Module):
