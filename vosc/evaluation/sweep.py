@@ -50,14 +50,7 @@ from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "EnhancerSpec",
-    "StaleResultError",
-    "Sweep",
-    "Variant",
-    "enhance_frames",
-    "variant_dir",
-]
+__all__ = ["EnhancerSpec", "StaleResultError", "Sweep", "Variant", "enhance_frames", "variant_dir"]
 
 MARKER_FORMAT = 1
 EnhancerMode = Literal["off", "on", "both"]
