@@ -1,6 +1,7 @@
-"""vosc learns: a 3-minute ``train.py experiment=learn_check`` run (2 threads, the quickstart recipe on an
-easier synthetic problem) must segment held-out videos it never saw clearly better than the copy-first-mask
-baseline, which a network that does not learn cannot beat (it can at best keep the first mask).
+"""vosc learns: a 250-step ``train.py experiment=learn_check`` run (one intra-op thread beside the x265 data
+worker, the quickstart recipe on an easier synthetic problem; about 2.5 minutes beside another test process)
+must segment held-out videos it never saw clearly better than the copy-first-mask baseline, which a network
+that does not learn cannot beat (it can at best keep the first mask).
 
 The trained checkpoint then goes through the real ``evaluate.py`` on the same held-out videos, so that the
 check also covers the evaluation path (sizing, memory, J&F) and its agreement with training validation.
@@ -35,12 +36,13 @@ def _run(args: list[str], cwd: Path, log: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # ~3.5 min on an idle 2-core machine; 11.5 min gave 218 steps at load ~4
-def test_three_minute_training_beats_copy_first_mask_on_held_out_videos(tmp_path: Path) -> None:
+@pytest.mark.timeout(1200)  # ~3 min beside one other test process on a 2-core machine; more when busier
+def test_short_training_beats_copy_first_mask_on_held_out_videos(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    # no wall-time box: the 400 steps always run, so that a busy machine only makes the test slower (the
-    # recipe's 10-minute box stopped it at step 218 on a loaded machine), never changes what it checks
-    _run(["train.py", "experiment=learn_check", "threads=2", "logger=csv", f"paths.root_dir={tmp_path}",
+    # no wall-time box: the 250 steps always run, so that a busy machine only makes the test slower (the
+    # recipe's 10-minute box once stopped a 400-step run at step 218 on a loaded machine), never changes what
+    # it checks. One intra-op thread: the data worker codes clips with x265 on the other core.
+    _run(["train.py", "experiment=learn_check", "threads=1", "logger=csv", f"paths.root_dir={tmp_path}",
           "trainer.max_time=null", f"hydra.run.dir={out}"], REPO, tmp_path / "train.log")
     ckpt = out / "checkpoints" / "last.ckpt"
     assert ckpt.is_file(), f"no checkpoint written: {(tmp_path / 'train.log').read_text()[-2000:]}"
@@ -49,7 +51,7 @@ def test_three_minute_training_beats_copy_first_mask_on_held_out_videos(tmp_path
     minutes = [float(r["train/elapsed_min"]) for r in rows if r.get("train/elapsed_min")]
     assert minutes and minutes == sorted(minutes) and minutes[-1] > 0, "J&F against minutes needs train/elapsed_min"
     val = {int(r["step"]): float(r["val/J&F_d3"]) for r in rows if r.get("val/J&F_d3")}
-    assert max(val) == 399, f"validation ran at steps {sorted(val)}, not at the end of the 400 steps"
+    assert max(val) == 249, f"validation ran at steps {sorted(val)}, not at the end of the 250 steps"
 
     heldout = tmp_path / "data" / "synthetic-easy-heldout"
     _run(["evaluate.py", f"ckpt={ckpt}", f"data_root={heldout}", "ladder.points=[none]", "depths=[1,2,3]",
