@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -58,37 +57,47 @@ def _val(out: Path) -> list[float]:
     return [float(r["val/J&F"]) for r in _rows(out) if r.get("val/J&F")]
 
 
-def _resume_scenario(root: Path, tmp: Path) -> tuple[dict[int, float], dict[int, float], list[float], list[float]]:
-    """Uninterrupted run to step 8; a run stopped at step 4 (mid-epoch); its resumption to step 8.
-    Returns the losses and validation J&F of the uninterrupted and the resumed run."""
+def _train_subprocess(root: Path, out: Path, overrides: list[str]) -> None:
+    """``python train.py`` in a fresh process, as a user's run and its resumption are."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    argv = [sys.executable, str(REPO / "train.py"), f"paths.root_dir={root}", *COMMON, *overrides,
+            f"hydra.run.dir={out}", "trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null"]
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, f"{' '.join(argv)}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+
+
+def _resume_scenario(root: Path, tmp: Path, extra: list[str]) -> tuple[dict[int, float], dict[int, float],
+                                                                       list[float], list[float]]:
+    """Uninterrupted run to step 8; a run stopped at step 4 (mid-epoch); its resumption to step 8, each in
+    its own process. Returns the losses and validation J&F of the uninterrupted and the resumed run."""
     full, part, resumed = tmp / "full", tmp / "part", tmp / "resumed"
-    train.run(_cfg(root, full, ["trainer.max_steps=8"]))
+    _train_subprocess(root, full, ["trainer.max_steps=8", *extra])
     # stopped after step 4 = batch 1 of 3 of the second epoch; last.ckpt from the step-based checkpoint
-    train.run(_cfg(root, part, ["trainer.max_steps=4", "callbacks.preemption.every_n_train_steps=2"]))
+    _train_subprocess(root, part, ["trainer.max_steps=4", "callbacks.preemption.every_n_train_steps=2",
+                                   *extra])
     last = part / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     loader_state = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     assert loader_state == [{"epoch": 1, "batches": 1, "length": 3}]
-    train.run(_cfg(root, resumed, ["trainer.max_steps=8", f"ckpt_path={last}"]))
+    _train_subprocess(root, resumed, ["trainer.max_steps=8", f"ckpt_path={last}", *extra])
     return _losses(full), _losses(resumed), _val(full), _val(resumed)
 
 
 def test_resume_mid_epoch_gives_the_uninterrupted_losses_exactly(root: Path, tmp_path: Path) -> None:
-    """Bit-identical losses after a mid-epoch resume. Known defect (found in a 2-process CI run at load ~3):
-    once, the first step of the next epoch (step 6, after a validation) differed in *both* runs from earlier
-    runs (1.7196 / 1.7280), i.e. a non-determinism at the epoch boundary under CPU contention, not a resume
-    error; steps 4-5 matched. Until it is found, a mismatch is retried once with fresh runs: a resume that
-    is really wrong never matches."""
-    for attempt in range(2):
-        a, b, val_full, val_resumed = _resume_scenario(root, tmp_path / f"attempt{attempt}")
-        assert sorted(a) == list(range(8)) and sorted(b) == [4, 5, 6, 7]
-        same = [b[s] for s in range(4, 8)] == [a[s] for s in range(4, 8)]
-        if same and val_resumed == val_full[-1:]:  # the validation at step 6 (after the epoch boundary)
-            return
-        warnings.warn(f"resume attempt {attempt}: losses {a} vs resumed {b}", stacklevel=1)
+    """Bit-identical losses and validation J&F after a mid-epoch resume, every run in its own process as a
+    resumption is. The clips are raw (``codec=none``): libx265 in-process is not bit-reproducible.
+
+    Found under issue 13: with x265 the resumed run's step 6 gave 1.72801 against the uninterrupted 1.72041
+    while the loader, the RNG states, the parameters and the clip *input* were identical: the same 64x64
+    clip (same RGB and YUV hashes) was coded to one of two bitstreams depending on what the process had
+    coded before (a plain script reproduces it: ``84ff7b43`` first, ``b3c2c035`` after some other clips),
+    with ``pools=none:frame-threads=1``. vosc's resume state is exact; the codec is not.
+    """
+    a, b, val_full, val_resumed = _resume_scenario(root, tmp_path, ["codec=none"])
+    assert sorted(a) == list(range(8)) and sorted(b) == [4, 5, 6, 7]
     assert [b[s] for s in range(4, 8)] == [a[s] for s in range(4, 8)], (a, b)  # bit-identical
-    assert val_resumed == val_full[-1:]
+    assert val_resumed == val_full[-1:]  # the validation at step 6 (after the epoch boundary)
 
 
 def _wait_for(path: Path, predicate, timeout: float, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
