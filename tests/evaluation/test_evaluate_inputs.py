@@ -162,7 +162,7 @@ def test_official_checkpoint(evaluate_module, tmp_path: Path, davis_mini: Path, 
     the wrong architecture fails naming the file."""
     ckpt = aot_parity / "aott" / "checkpoint.pth"
     sweep, _ = evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), f"ckpt={ckpt}", "model=aott"))
-    assert sweep.model_name == "aott" and sweep.checkpoint == str(ckpt) and sweep.depths == [1]
+    assert sweep.model_name == "aott" and sweep.checkpoint == str(ckpt.resolve()) and sweep.depths == [1]
     assert sweep.checkpoint_hash == file_sha256(ckpt)[:16]
     with pytest.raises(KeyError, match="checkpoint"):
         evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), f"ckpt={ckpt}", "model=aost_tiny"))
