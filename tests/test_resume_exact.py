@@ -57,30 +57,39 @@ def _val(out: Path) -> list[float]:
     return [float(r["val/J&F"]) for r in _rows(out) if r.get("val/J&F")]
 
 
-def _train_subprocess(root: Path, out: Path, overrides: list[str]) -> None:
-    """``python train.py`` in a fresh process, as a user's run and its resumption are."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    argv = [sys.executable, str(REPO / "train.py"), f"paths.root_dir={root}", *COMMON, *overrides,
+#: Environment of the training subprocesses.
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+
+
+def _train_argv(root: Path, out: Path, overrides: list[str]) -> list[str]:
+    """``python train.py`` with the common settings, writing to ``out``, without progress bars."""
+    return [sys.executable, str(REPO / "train.py"), f"paths.root_dir={root}", *COMMON, *overrides,
             f"hydra.run.dir={out}", "trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null"]
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _train_subprocess(root: Path, out: Path, overrides: list[str]) -> None:
+    """Train in a fresh process, as a user's run and its resumption are."""
+    argv = _train_argv(root, out, overrides)
+    proc = subprocess.run(argv, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600,
+                          check=False)
     assert proc.returncode == 0, f"{' '.join(argv)}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
 
 
-def _resume_scenario(root: Path, tmp: Path, extra: list[str]) -> tuple[dict[int, float], dict[int, float],
-                                                                       list[float], list[float]]:
-    """Uninterrupted run to step 8; a run stopped at step 4 (mid-epoch); its resumption to step 8, each in
-    its own process. Returns the losses and validation J&F of the uninterrupted and the resumed run."""
+def _resume_scenario(root: Path, tmp: Path) -> tuple[dict[int, float], dict[int, float], list[float], list[float]]:
+    """On raw clips (``codec=none``, see the test): an uninterrupted run to step 8; a run stopped at step 4
+    (mid-epoch); its resumption to step 8, each in its own process. Returns the losses and validation J&F of
+    the uninterrupted and the resumed run."""
     full, part, resumed = tmp / "full", tmp / "part", tmp / "resumed"
-    _train_subprocess(root, full, ["trainer.max_steps=8", *extra])
+    raw = ["codec=none"]
+    _train_subprocess(root, full, ["trainer.max_steps=8", *raw])
     # stopped after step 4 = batch 1 of 3 of the second epoch; last.ckpt from the step-based checkpoint
-    _train_subprocess(root, part, ["trainer.max_steps=4", "callbacks.preemption.every_n_train_steps=2",
-                                   *extra])
+    _train_subprocess(root, part, ["trainer.max_steps=4", "callbacks.preemption.every_n_train_steps=2", *raw])
     last = part / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     loader_state = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     assert loader_state == [{"epoch": 1, "batches": 1, "length": 3}]
-    _train_subprocess(root, resumed, ["trainer.max_steps=8", f"ckpt_path={last}", *extra])
+    _train_subprocess(root, resumed, ["trainer.max_steps=8", f"ckpt_path={last}", *raw])
     return _losses(full), _losses(resumed), _val(full), _val(resumed)
 
 
@@ -94,7 +103,7 @@ def test_resume_mid_epoch_gives_the_uninterrupted_losses_exactly(root: Path, tmp
     coded before (a plain script reproduces it: ``84ff7b43`` first, ``b3c2c035`` after some other clips),
     with ``pools=none:frame-threads=1``. vosc's resume state is exact; the codec is not.
     """
-    a, b, val_full, val_resumed = _resume_scenario(root, tmp_path, ["codec=none"])
+    a, b, val_full, val_resumed = _resume_scenario(root, tmp_path)
     assert sorted(a) == list(range(8)) and sorted(b) == [4, 5, 6, 7]
     assert [b[s] for s in range(4, 8)] == [a[s] for s in range(4, 8)], (a, b)  # bit-identical
     assert val_resumed == val_full[-1:]  # the validation at step 6 (after the epoch boundary)
@@ -118,13 +127,10 @@ def test_signal_writes_last_ckpt_at_the_current_step_and_resume_continues(
     root: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, str(REPO / "train.py"), f"paths.root_dir={root}", *COMMON,
-            "trainer.max_steps=500", "lit.total_steps=500", "trainer.val_check_interval=400",
-            f"hydra.run.dir={out}",
-            "trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null",
-            "callbacks.preemption.every_n_train_steps=2", "+logger.csv.flush_logs_every_n_steps=1"]
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    argv = _train_argv(root, out, ["trainer.max_steps=500", "lit.total_steps=500", "trainer.val_check_interval=400",
+                                   "callbacks.preemption.every_n_train_steps=2",
+                                   "+logger.csv.flush_logs_every_n_steps=1"])
+    proc = subprocess.Popen(argv, cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     _wait_for(out / "checkpoints" / "last.ckpt", lambda p: True, 300, proc)  # step 2 is done
     os.kill(proc.pid, sig)

@@ -4,13 +4,9 @@
   16 x 32-px crops, one thread) on 240 clips of the project's synthetic generator with ``OBJECTS`` = 10
   sprites per video, coded with x265 at CRF 42, gains more than 0.5 dB PSNR on 12 synthetic clips it never
   saw (other seed). Measured when written: +0.557 dB mean after 2,500 steps (every clip +0.42 dB or more),
-  106 s of fitting beside another one-thread job on the 2-core machine. The gain a short fit reaches grows
-  with the number of sprites, whose composited edges carry the artifacts a small post-filter learns first
-  (2,500 steps: 1 sprite +0.34, 2 +0.42, 5 +0.48, 8 +0.51, 10 +0.56 dB); with the former 2 sprites the check
-  needed 9,000 steps (+0.511 dB, 9.3 min; issue 13 item 10). No cheaper recipe on 2 sprites reached +0.5 dB:
-  3,000 steps at lr 4e-3 +0.39; CRF 47, 2,000 steps +0.43; CRF 51, 2,500 steps +0.40; 16-px crops, 14,000
-  steps +0.43; 320x192 frames, 3,000 steps +0.39; a 3-level U-Net (12, 32, 64) 2,500 steps +0.44; wider
-  nets (16, 48, 96), (12, 32, 64, 128) and ``base`` diverge at lr 2e-3.
+  106 s of fitting beside another one-thread job on the 2-core machine. With the former 2 sprites the check
+  needed 9,000 steps (+0.511 dB, 9.3 min); the gain of a short fit grows with the sprites per video, and the
+  cheaper recipes tried on 2 sprites are listed in README "Enhancer" (issue 13 item 10).
 * The Lightning module itself (a handful of steps): logs per-QP ΔPSNR, trains, round-trips its weights.
 * Conditioning matters once trained; stage 2 (frozen VOS model) updates only the enhancer.
 """
@@ -115,8 +111,8 @@ def _train_batches(clips: list[tuple], steps: int, batch: int = 2, frames: int =
 @pytest.fixture(scope="module")
 def synthetic_crf42() -> dict[str, list[DecodedPair]]:
     """Clips of the project's synthetic generator (``OBJECTS`` photo sprites over photo backgrounds, 160x96,
-    8 frames) coded with real x265 at CRF 42: ``SYNTH_TRAIN`` training videos (seed 0) and ``SYNTH_HELD_OUT`` held-out
-    videos (seed 1000, never seen in training)."""
+    8 frames) coded with real x265 at CRF 42: ``SYNTH_TRAIN`` training videos (seed 0) and ``SYNTH_HELD_OUT``
+    held-out videos (seed 1000, never seen in training)."""
     def videos(seed: int, n: int) -> list[tuple[str, np.ndarray]]:
         return [(f"s{seed}-{i}", frames) for i, (frames, _) in
                 enumerate(render_synthetic_videos(n, 8, (160, 96), seed=seed, objects=OBJECTS))]
