@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true",
                    help="vosc: torch.compile the submodules (the warm-up frames compile)")
     p.add_argument("--amp", choices=("off", "fp16", "bf16"), default="off", help="vosc: autocast dtype")
+    p.add_argument("--winograd-tile", type=int, choices=(0, 2, 4, 6), default=None,
+                   help="vosc STCN: Winograd F(m,3) tile of its CPU convolutions (0: direct; default: the "
+                        "model's, 4)")
     return p.parse_args(argv)
 
 
@@ -362,6 +365,12 @@ def _with_speed_options(runner: OursRunner, args: argparse.Namespace, device: to
     """Apply ``--channels-last`` / ``--compile`` to the vosc model and time it under ``--amp``."""
     from vosc.inference.speed import apply_speed_options, autocast
 
+    if args.winograd_tile is not None:
+        from vosc.models.winograd import WinogradConv2d
+
+        for mod in runner.model.modules():
+            if isinstance(mod, WinogradConv2d):
+                mod.tile = args.winograd_tile or None
     apply_speed_options(runner.model, channels_last=args.channels_last, compile=args.compile)
     timed = runner.time_frames
     runner.time_frames = lambda *a: _under(autocast(device, args.amp), timed, *a)  # type: ignore[method-assign]
@@ -442,6 +451,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": str(device), "long_term_gap": LONG_TERM_GAP, "warmup": args.warmup,
         "frames_per_run": args.frames, "rounds": args.rounds, "torch": torch.__version__,
         "channels_last": args.channels_last, "compile": args.compile, "amp": args.amp,
+        "winograd_tile": args.winograd_tile,
         "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
                     "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": list(os.getloadavg()),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},

@@ -128,8 +128,26 @@ def test_decoder_shares_the_frame_half_of_its_first_block(dims: tuple[int, int, 
         expected_4x = dec.pred(torch.relu(x))
     assert logits.shape == (b * k, 1, 16 * h, 16 * w) and logits_4x.shape == (b * k, 1, 4 * h, 4 * w)
     torch.testing.assert_close(logits_4x, expected_4x, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="5 object readouts for 2 frames"):
+    with pytest.raises(ValueError, match="5 per-object maps for 2 frames"):
         dec(readout[:5], thin, f8, f4)
+
+
+def test_value_fusion_shares_the_frame_half_of_its_first_block() -> None:
+    """The value encoder's fusion convolves the frame's key features once per frame (not per object); the
+    values equal the fusion of the per-object concatenation, with and without autograd."""
+    from vosc.models.stcn.modules import FeatureFusionBlock
+
+    torch.manual_seed(0)
+    fuser = FeatureFusionBlock(24 + 40, 32)
+    b, k, h, w = 2, 3, 5, 6
+    x, f16 = torch.randn(b * k, 24, h, w), torch.randn(b, 40, h, w)
+    cat = torch.cat([x, f16.repeat_interleave(k, dim=0)], dim=1)
+    with torch.no_grad():
+        y = fuser.block1(cat)
+        expected = fuser.block2(y + fuser.attention(y))
+        torch.testing.assert_close(fuser(x, f16), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fuser(x, f16.repeat_interleave(k, dim=0)), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fuser(x, f16), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("top_k", [1, 5, 20])

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vosc.models.encoder.pretrained import create_timm
+from vosc.models.winograd import conv3x3_channels
 
 
 class ResBlock(nn.Module):
@@ -35,8 +36,40 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_dim, h, w)`` → ``(N, out_dim, h, w)``."""
-        r = self.conv2(F.relu(self.conv1(F.relu(x))))
-        return (x if self.downsample is None else self.downsample(x)) + r
+        r = conv3x3_channels(self.conv1, x, relu_input=True)
+        skip = x if self.downsample is None else conv3x3_channels(self.downsample, x)
+        return conv3x3_channels(self.conv2, r, relu_input=True, residual=skip)
+
+
+def resblock_split(block: ResBlock, own: Tensor, shared: Tensor) -> Tensor:
+    """``block(cat(own, shared))`` with ``shared`` broadcast over the ``K`` objects of its frame.
+
+    The block's first convolutions are linear in their input channels, so each is split into the per-object
+    half and the shared half (computed once per frame), then summed: equal to the concatenated form up to
+    float rounding, with the shared half's cost paid once instead of ``K`` times.
+
+    Args:
+        block: A :class:`ResBlock` over ``Co + Cs`` channels.
+        own: ``(B*K, Co, h, w)`` per-object features (video-major).
+        shared: ``(B, Cs, h, w)`` per-frame features.
+
+    Returns:
+        ``(B*K, out_dim, h, w)``.
+    """
+    co, b = own.shape[1], shared.shape[0]
+    if own.shape[0] % b:
+        raise ValueError(f"{own.shape[0]} per-object maps for {b} frames")
+    if block.downsample is None or own.shape[0] == b:  # an identity skip, or nothing to share
+        common = shared[:, None].expand(b, own.shape[0] // b, *shared.shape[1:]).flatten(0, 1)
+        return block(torch.cat([own, common], 1))
+
+    def conv(layer: nn.Conv2d, relu: bool) -> Tensor:
+        a = conv3x3_channels(layer, own, 0, co, relu_input=relu)
+        c = conv3x3_channels(layer, shared, co, None, bias=False, relu_input=relu)
+        return (a.view(b, -1, *a.shape[1:]) + c[:, None]).flatten(0, 1)
+
+    r = conv(block.conv1, True)
+    return conv3x3_channels(block.conv2, r, relu_input=True, residual=conv(block.downsample, False))
 
 
 class CBAM(nn.Module):
@@ -78,8 +111,9 @@ class FeatureFusionBlock(nn.Module):
         self.block2 = ResBlock(out_dim, out_dim)
 
     def forward(self, x: Tensor, f16: Tensor) -> Tensor:
-        """``x (N, Cx, h, w)``, ``f16 (N, Cf, h, w)`` → ``(N, out_dim, h, w)``."""
-        x = self.block1(torch.cat([x, f16], dim=1))
+        """``x (B*K, Cx, h, w)``, ``f16 (B, Cf, h, w)`` (shared by the ``K`` objects of each frame, or
+        ``(B*K, ...)``) → ``(B*K, out_dim, h, w)``."""
+        x = resblock_split(self.block1, x, f16)
         return self.block2(x + self.attention(x))
 
 
@@ -132,7 +166,8 @@ class ValueEncoder(nn.Module):
 
         Args:
             image: ``(N, 3, H, W)`` normalised frames.
-            key_f16: ``(N, key_dim, H/16, W/16)`` key-encoder features of the same frames.
+            key_f16: ``(B, key_dim, H/16, W/16)`` key-encoder features of the ``B`` frames, shared by
+                their objects (``N = B*K``, video-major; or ``(N, ...)``).
             mask: ``(N, 1, H, W)`` the object's (soft) mask.
             others: ``(N, 1, H, W)`` the sum of the other objects' masks.
 
@@ -165,12 +200,10 @@ class UpsampleBlock(nn.Module):
         """
         s = self.skip_conv(skip)
         u = F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
-        if s.shape[0] != u.shape[0]:
-            if u.shape[0] % s.shape[0]:
-                raise ValueError(f"{u.shape[0]} object maps for {s.shape[0]} skip features")
-            x = (u.view(s.shape[0], -1, *u.shape[1:]) + s[:, None]).flatten(0, 1)
-        else:
-            x = s + u
+        if u.shape[0] % s.shape[0]:
+            raise ValueError(f"{u.shape[0]} object maps for {s.shape[0]} skip features")
+        # in place into the fresh upsampled maps (u + s == s + u exactly; autograd needs neither)
+        x = u.view(s.shape[0], -1, *u.shape[1:]).add_(s[:, None]).flatten(0, 1)
         return self.out_conv(x)
 
 
@@ -205,28 +238,6 @@ class Decoder(nn.Module):
         Returns:
             ``(logits (N, 1, 16h, 16w), logits_4x (N, 1, 4h, 4w))``.
         """
-        x = self.up_8_4(f4, self.up_16_8(f8, self._compress(readout, f16_thin)))
+        x = self.up_8_4(f4, self.up_16_8(f8, resblock_split(self.compress, readout, f16_thin)))
         x4 = self.pred(F.relu(x))
         return F.interpolate(x4, scale_factor=4, mode="bilinear", align_corners=False), x4
-
-    def _compress(self, readout: Tensor, shared: Tensor) -> Tensor:
-        """``self.compress(cat(readout, shared))`` with ``shared`` broadcast over the objects of its frame.
-
-        The block's convolutions are linear in their input channels, so each is split into the readout half
-        (per object) and the shared half (once per frame), then summed; equal to the concatenated form up to
-        float rounding. ``(N, Cr, h, w)``, ``(B, Cs, h, w)`` → ``(N, dims[0], h, w)``.
-        """
-        block, cr, b = self.compress, readout.shape[1], shared.shape[0]
-        if readout.shape[0] % b:
-            raise ValueError(f"{readout.shape[0]} object readouts for {b} frames")
-
-        def conv(layer: nn.Conv2d, own: Tensor, common: Tensor) -> Tensor:
-            y = F.conv2d(own, layer.weight[:, :cr], layer.bias, padding=1)
-            z = F.conv2d(common, layer.weight[:, cr:], None, padding=1)
-            return (y.view(b, -1, *y.shape[1:]) + z[:, None]).flatten(0, 1)
-
-        if block.downsample is None:  # in_dim == dims[0]: the identity skip needs the concatenation
-            common = shared[:, None].expand(b, readout.shape[0] // b, *shared.shape[1:]).flatten(0, 1)
-            return block(torch.cat([readout, common], 1))
-        r = block.conv2(F.relu(conv(block.conv1, F.relu(readout), F.relu(shared))))
-        return conv(block.downsample, readout, shared) + r
