@@ -166,3 +166,35 @@ def test_query_major_topk_readout_equals_the_memory_major_form(top_k: int) -> No
     dense = torch.zeros_like(aff).scatter_(1, idx, torch.softmax(vals, dim=1))
     torch.testing.assert_close(topk_readout(mk, mv, qk, top_k), (mv.flatten(1, 2) @ dense).view_as(expected),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_winograd_inference_equals_direct_and_keeps_keys_exact(one_torch_thread: None) -> None:
+    """CPU inference takes the Winograd path in the value encoder, key compression and decoder (not in the
+    key path: keys are bit-equal to the direct network's); logits agree with the direct network."""
+    from vosc.models.winograd import WinogradConv2d
+
+    def build(tile: int | None) -> STCN:
+        torch.manual_seed(0)
+        return STCN(key_encoder="resnet18", key_dim=16, value_dim=64, key_comp_dim=64, decoder_dims=(64, 32, 32),
+                    winograd_tile=tile).eval()
+
+    fast, direct = build(4), build(None)
+    assert not any(isinstance(m, WinogradConv2d) for m in fast.key_encoder.modules())
+    wino = [m for m in fast.modules() if isinstance(m, WinogradConv2d)]
+    assert len(wino) >= 10 and all(m.tile == 4 for m in wino)
+    taken: list[bool] = []
+    for m in wino:
+        m.register_forward_hook(lambda _m, _i, out: taken.append(out.is_contiguous(
+            memory_format=torch.channels_last) and not out.is_contiguous()))
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randn(1, 3, 96, 128, generator=g)
+    masks = (torch.rand(1, 3, 96, 128, generator=g) > 0.6).float()
+    outs = []
+    with torch.no_grad():
+        for net in (fast, direct):
+            feats = net.encode_key(frames)
+            values = net.encode_value(frames, feats.f16, masks)
+            outs.append((feats.k16, net.segment(feats, feats.k16.flatten(2), values.flatten(3), top_k=5)))
+    assert taken and all(taken)
+    assert torch.equal(outs[0][0], outs[1][0])  # keys
+    torch.testing.assert_close(outs[0][1]["object_logits"], outs[1][1]["object_logits"], atol=1e-4, rtol=1e-4)
