@@ -117,6 +117,24 @@ def test_weight_cache_follows_in_place_updates() -> None:
     assert not torch.allclose(first, second)
 
 
+def test_weight_cache_follows_writes_through_data_and_training_drops_it() -> None:
+    """Lightning's EMA swap writes ``param.data`` (no version bump): the probe catches it. A forward with
+    autograd (training) frees the cache."""
+    torch.manual_seed(0)
+    fast = WinogradConv2d(8, 8, tile=4)
+    x = torch.randn(1, 8, 8, 8)
+    with torch.no_grad():
+        fast(x)
+    version = fast.weight._version
+    fast.weight.data.copy_(0.1 * torch.randn_like(fast.weight))  # what WeightAveraging._swap_models does
+    assert fast.weight._version == version
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), F.conv2d(x, fast.weight, fast.bias, padding=1), atol=1e-5, rtol=1e-5)
+    assert fast._cache is not None
+    fast(x).sum().backward()
+    assert fast._cache is None
+
+
 def test_split_channels_sum_to_the_concatenated_convolution() -> None:
     torch.manual_seed(0)
     fast = WinogradConv2d(12, 6, tile=4)

@@ -45,6 +45,7 @@ POINTS: dict[int, tuple[Fraction, ...]] = {
 
 _WORKING_SET = 3_000_000  # floats of transformed input per band (≈ 12 MB: last-level cache)
 _MIN_TILES = 128  # tiles per band at least, so that the batched GEMM stays efficient
+_PROBE_STRIDE = 61  # every 61st weight value fingerprints the cached kernels
 
 
 def _solve(rows: list[list[Fraction]], rhs: list[Fraction]) -> list[Fraction]:
@@ -232,8 +233,7 @@ class WinogradConv2d(nn.Conv2d):
     """A 3×3 ``nn.Conv2d`` (stride 1, padding 1) that runs :func:`winograd_conv3x3` at CPU inference.
 
     The transformed kernels (``(m+2)²/9`` times the weight's memory: 4× for ``m = 4``) are cached and
-    recomputed when the weight changes (in-place updates bump its version; ``.to()`` moves its storage) or
-    the tile does.
+    recomputed when the weight or the tile changes (see :meth:`transformed`); training forwards drop them.
 
     Args:
         in_channels: ``C``.
@@ -247,7 +247,7 @@ class WinogradConv2d(nn.Conv2d):
         if tile is not None and tile not in POINTS:
             raise ValueError(f"tile must be one of {sorted(POINTS)} or None, got {tile}")
         self.tile = tile
-        self._cache: tuple[int, int, int, Tensor] | None = None
+        self._cache: tuple[tuple[int, int, int], Tensor, Tensor] | None = None
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, tile: int | None = 4) -> WinogradConv2d:
@@ -258,13 +258,27 @@ class WinogradConv2d(nn.Conv2d):
         return new
 
     def transformed(self) -> Tensor:
-        """``(a², C, K)`` transformed kernels (cached; a channel range is a view of them)."""
-        w = self.weight
+        """``(a², C, K)`` transformed kernels (cached; a channel range is a view of them).
+
+        The cache is checked on every call: the weight's version counter and storage (in-place updates,
+        ``load_state_dict``, ``.to()``), the tile, and a probe of every 61st weight value, which catches
+        writes through ``.data`` that bypass the version counter (Lightning's EMA swap does that).
+        """
+        w = self.weight.detach()
         tile = int(self.tile or 4)
         stamp = (w._version, w.data_ptr(), tile)
-        if self._cache is None or self._cache[:3] != stamp:
-            self._cache = (*stamp, winograd_weights(w, tile))
-        return self._cache[3]
+        flat = w.reshape(-1) if w.is_contiguous() else w.permute(0, 2, 3, 1).reshape(-1)
+        probe = flat[::_PROBE_STRIDE]
+        hit = self._cache
+        if hit is None or hit[0] != stamp or not torch.equal(hit[1], probe):
+            hit = (stamp, probe.clone(), winograd_weights(w, tile))
+            self._cache = hit
+        return hit[2]
+
+    def drop_cache(self) -> None:
+        """Free the transformed kernels (done whenever the layer runs with autograd: training updates the
+        weights, and the memory is better spent there)."""
+        self._cache = None
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C, H, W)`` → ``(N, K, H, W)`` (channels-last on the Winograd path)."""
@@ -283,6 +297,8 @@ def conv3x3_channels(conv: nn.Conv2d, x: Tensor, start: int = 0, stop: int | Non
         if residual is not None and (residual.requires_grad and torch.is_grad_enabled()):
             return winograd_conv3x3(x, conv.transformed()[:, start:stop], b, conv.tile, relu_input) + residual
         return winograd_conv3x3(x, conv.transformed()[:, start:stop], b, conv.tile, relu_input, residual)
+    if isinstance(conv, WinogradConv2d) and torch.is_grad_enabled() and conv.weight.requires_grad:
+        conv.drop_cache()
     w = conv.weight if (start, stop) == (0, conv.in_channels) else conv.weight[:, start:stop]
     y = F.conv2d(F.relu(x) if relu_input else x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
     return y if residual is None else y + residual
