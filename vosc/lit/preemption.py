@@ -136,6 +136,16 @@ class PreemptionCheckpoint(Checkpoint):
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handler)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Take the signals back from Lightning, which registers its own SIGTERM handler after ``setup``
+        (composed with ours). Its handler makes the loop raise ``SIGTERMException`` (a ``SystemExit`` with
+        status 0) at the end of the running batch, before this callback could exit with ``128 + signal``
+        (a SIGTERM during a batch ended the run with status 0)."""
+        if not self._active or threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.signals:
+            signal.signal(int(getattr(signal, name)), self._handler)
+
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Restore the previous signal handlers."""
         self._active = False
