@@ -37,3 +37,25 @@ def test_bad_amp_choices() -> None:
         vosc.load_model(None, "aost_tiny", amp="fp8")
     with pytest.raises(ValueError, match="fp16' needs a CUDA device"), autocast(torch.device("cpu"), "fp16"):
         pass
+
+
+@pytest.mark.parametrize("tile", [0, 6])
+def test_model_speed_winograd_tile_option(tile: int, one_torch_thread: None) -> None:
+    """``bench/model_speed.py --winograd-tile`` sets the tile of every Winograd convolution of the vosc STCN
+    (0: direct convolutions) and the run reports it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import model_speed  # type: ignore[import-not-found]
+
+    from vosc.models.winograd import WinogradConv2d
+
+    args = model_speed.parse_args(["--model", "stcn_small", "--depths", "1", "--size", "40x56", "--objects", "2",
+                                   "--threads", "1", "--warmup", "1", "--frames", "1", "--rounds", "1",
+                                   "--no-flops", "--winograd-tile", str(tile)])
+    model = model_speed._make_runners(args, torch.device("cpu"))["vosc"].model
+    tiles = {m.tile for m in model.modules() if isinstance(m, WinogradConv2d)}
+    assert tiles == {tile or None}
+    result = model_speed.run(args)
+    assert result["winograd_tile"] == tile and result["per_depth"]["1"]["vosc"]["median_s"] > 0
