@@ -3,8 +3,9 @@
 Settings of the paper: ``preset=veryfast, tune=zerolatency, keyint=8``, rate control by CRF (default) or
 fixed QP. ``pools=none:frame-threads=1`` keeps x265 on one core, ``info=0`` drops the encoder-info SEI
 (repeated at every keyframe, +27% bits otherwise), ``log-level=error`` silences x265. Input is
-converted to ``yuv420p`` by :mod:`vosc.codecs.yuv`; odd sizes are padded to even (and tiny pictures
-to ``MIN_CODED_HEIGHT x MIN_CODED_WIDTH``) by edge replication and cropped back after decoding.
+converted to ``yuv420p`` by :mod:`vosc.codecs.yuv`; odd sizes are padded to even (tiny pictures to
+``MIN_CODED_HEIGHT x MIN_CODED_WIDTH``, 64-row pictures to 66 rows: see the constants) by edge replication and
+cropped back after decoding.
 The stream is raw Annex-B (no container); decoding uses ``av.CodecContext('hevc')`` with parser and
 decoder flushed.
 """
@@ -33,6 +34,11 @@ RateControl = Literal["crf", "qp"]
 #: heap contents, e.g. varies with ``MALLOC_PERTURB_``), which breaks determinism. Real inputs
 #: (DAVIS 854x480, 465x465 crops) are wider and unaffected.
 MIN_CODED_WIDTH = 72
+#: Pictures exactly one CTU row high (64 rows) get two more rows (edge replication, cropped after decoding):
+#: x265 4.2 reads uninitialised memory there too (64-row DAVIS crops: three bitstreams for one clip in one
+#: process, another per ``MALLOC_PERTURB_``; 56, 66, 128 rows: one). Training crops of 64 rows broke the
+#: exact resume of x265 runs.
+SINGLE_CTU_ROW_CODED_HEIGHT = 66
 #: libx265 refuses pictures lower than 16 rows; lower inputs are padded (edge replication) and cropped back.
 MIN_CODED_HEIGHT = 16
 
@@ -90,13 +96,14 @@ class X265Codec(Codec):
             "x265_params": x265_params_string(self.rate_control, 0, self.keyint).split(":", 1)[1],
             "yuv": "bt601-limited-numpy",
             "min_coded_size": (MIN_CODED_HEIGHT, MIN_CODED_WIDTH),
+            "height_64_coded_as": SINGLE_CTU_ROW_CODED_HEIGHT,
         }
 
     @staticmethod
     def coded_size(height: int, width: int) -> tuple[int, int]:
         """``(height, width)`` of the coded pictures for an ``height x width`` input."""
-        w = width + width % 2
-        return max(height + height % 2, MIN_CODED_HEIGHT), (w if w > 64 else MIN_CODED_WIDTH)
+        w, h = width + width % 2, max(height + height % 2, MIN_CODED_HEIGHT)
+        return (SINGLE_CTU_ROW_CODED_HEIGHT if h == 64 else h), (w if w > 64 else MIN_CODED_WIDTH)
 
     def _context(self, width: int, height: int, q: int, info: bool = False, csv: str | None = None) -> Any:
         av = import_av()
