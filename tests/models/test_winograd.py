@@ -186,3 +186,16 @@ def test_fused_relu_and_residual(grad: bool) -> None:
         out.sum().backward()
         assert x.grad is not None and res.grad is not None and fast.weight.grad is not None
         torch.testing.assert_close(res.grad, torch.ones_like(res))
+
+
+def test_compiled_graphs_keep_the_plain_convolution() -> None:
+    """Inside ``torch.compile`` the layer is a plain convolution (the Winograd band loop does not trace:
+    ``vosc-segment --compile`` on STCN failed with a view error)."""
+    torch.manual_seed(0)
+    fast = WinogradConv2d(8, 8, tile=4).eval()
+    x = torch.randn(1, 8, 8, 8)
+    compiled = torch.compile(fast, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        y = compiled(x)
+    assert y.is_contiguous()  # the direct path's layout
+    torch.testing.assert_close(y, F.conv2d(x, fast.weight, fast.bias, padding=1), atol=1e-6, rtol=1e-6)

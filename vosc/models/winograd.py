@@ -17,7 +17,8 @@ float32 error of a 512-channel layer is ≈ 1.5× that of the direct convolution
 abs error vs float64 on unit-variance data: 5e-5 vs 3e-5) and ≈ 2.5× for ``m = 6``.
 
 :class:`WinogradConv2d` is an ``nn.Conv2d`` (same parameters and state-dict keys) that takes this path only
-where it applies and pays off: CPU, float32, no autograd through it, no autocast, 3×3 / stride 1 / padding 1
+where it applies and pays off: CPU, float32, no autograd through it, no autocast, not inside
+``torch.compile`` (its graphs keep the plain convolution), 3×3 / stride 1 / padding 1
 / dilation 1 / groups 1, and both sides at least ``min_channels`` wide; everything else, training included,
 is the plain convolution. :func:`use_winograd` converts a network's eligible convolutions in place.
 """
@@ -225,6 +226,7 @@ def winograd_conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, m: int, relu_inp
 def _applies(x: Tensor, weight: Tensor) -> bool:
     """The Winograd path is exact enough and faster here (see the module docstring)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+            and not torch.compiler.is_compiling()  # compiled graphs: the compiler's own convolution
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
             and not torch.is_autocast_enabled("cpu") and min(x.shape[-2:]) >= 4)
 
