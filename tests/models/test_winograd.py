@@ -199,3 +199,20 @@ def test_compiled_graphs_keep_the_plain_convolution() -> None:
         y = compiled(x)
     assert y.is_contiguous()  # the direct path's layout
     torch.testing.assert_close(y, F.conv2d(x, fast.weight, fast.bias, padding=1), atol=1e-6, rtol=1e-6)
+
+
+def test_inference_mode_then_no_grad() -> None:
+    """Workspaces and cached kernels first made under ``torch.inference_mode`` (Lightning's validation, the
+    segmenter) stay writable / usable under plain ``no_grad`` and back (inference tensors refuse in-place
+    updates outside inference mode)."""
+    W._WS.buffers.clear()
+    torch.manual_seed(0)
+    fast = WinogradConv2d(8, 8, tile=4)
+    x = torch.randn(1, 8, 16, 16)
+    with torch.inference_mode():
+        first = fast(x)
+    with torch.no_grad():
+        second = fast(x)
+    with torch.inference_mode():
+        third = fast(x)
+    assert torch.equal(first, second) and torch.equal(first, third)

@@ -147,7 +147,8 @@ class _Workspace(threading.local):
         key, numel = (name, like.dtype, like.device), math.prod(shape)
         buf = self.buffers.get(key)
         if buf is None or buf.numel() < numel:
-            buf = torch.empty(numel, dtype=like.dtype, device=like.device)
+            with torch.inference_mode(False):  # a normal tensor: writable in and outside inference mode
+                buf = torch.empty(numel, dtype=like.dtype, device=like.device)
             self.buffers[key] = buf
         return buf[:numel].view(shape)
 
@@ -273,7 +274,8 @@ class WinogradConv2d(nn.Conv2d):
         probe = flat[::_PROBE_STRIDE]
         hit = self._cache
         if hit is None or hit[0] != stamp or not torch.equal(hit[1], probe):
-            hit = (stamp, probe.clone(), winograd_weights(w, tile))
+            with torch.inference_mode(False):  # normal tensors, usable in and outside inference mode
+                hit = (stamp, probe.clone(), winograd_weights(w, tile))
             self._cache = hit
         return hit[2]
 
