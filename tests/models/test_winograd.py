@@ -96,6 +96,8 @@ def test_module_runs_winograd_only_at_inference() -> None:
     assert y.is_contiguous()
     y.sum().backward()
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # an empty batch (no objects) takes the direct path
+        assert fast(x[:0]).shape == (0, 8, 12, 12)
     # tile None: always direct
     fast.tile = None
     with torch.no_grad():

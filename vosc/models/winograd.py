@@ -226,7 +226,7 @@ def winograd_conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, m: int, relu_inp
 
 def _applies(x: Tensor, weight: Tensor) -> bool:
     """The Winograd path is exact enough and faster here (see the module docstring)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.shape[0] > 0
             and not torch.compiler.is_compiling()  # compiled graphs: the compiler's own convolution
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
             and not torch.is_autocast_enabled("cpu") and min(x.shape[-2:]) >= 4)
