@@ -198,3 +198,9 @@ def test_winograd_inference_equals_direct_and_keeps_keys_exact(one_torch_thread:
     assert taken and all(taken)
     assert torch.equal(outs[0][0], outs[1][0])  # keys
     torch.testing.assert_close(outs[0][1]["object_logits"], outs[1][1]["object_logits"], atol=1e-4, rtol=1e-4)
+
+
+def test_bad_winograd_tile_names_the_config_key() -> None:
+    with pytest.raises(ValueError, match=r"model\.winograd_tile must be one of \[2, 4, 6\].*got 5"):
+        STCN(key_encoder="resnet18", key_dim=16, value_dim=32, key_comp_dim=32, decoder_dims=(32, 16, 16),
+             winograd_tile=5)

@@ -36,6 +36,8 @@ def test_unknown_tile_is_refused() -> None:
         winograd_matrices(3)
     with pytest.raises(ValueError, match="tile must be one of"):
         WinogradConv2d(8, 8, tile=5)
+    with pytest.raises(ValueError, match=r"tile must be one of \[2, 4, 6\].*got 3"):
+        use_winograd(nn.Sequential(nn.Conv2d(64, 64, 3, padding=1)), tile=3)
 
 
 @pytest.mark.parametrize("m", [2, 4, 6])

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["WinogradConv2d", "conv3x3_channels", "use_winograd", "winograd_conv3x3",
+__all__ = ["WinogradConv2d", "check_tile", "conv3x3_channels", "use_winograd", "winograd_conv3x3",
            "winograd_matrices", "winograd_weights"]
 
 POINTS: dict[int, tuple[Fraction, ...]] = {
@@ -232,6 +232,14 @@ def _applies(x: Tensor, weight: Tensor) -> bool:
             and not torch.is_autocast_enabled("cpu") and min(x.shape[-2:]) >= 4)
 
 
+def check_tile(tile: int | None, name: str = "tile") -> int | None:
+    """``tile`` if a Winograd tile (2, 4, 6) or ``None``; else a ``ValueError`` that names ``name``."""
+    if tile is not None and (isinstance(tile, bool) or tile not in POINTS):
+        raise ValueError(f"{name} must be one of {sorted(POINTS)} (Winograd F(m×m, 3×3)) or None (direct "
+                         f"convolutions), got {tile!r}")
+    return tile
+
+
 class WinogradConv2d(nn.Conv2d):
     """A 3×3 ``nn.Conv2d`` (stride 1, padding 1) that runs :func:`winograd_conv3x3` at CPU inference.
 
@@ -247,9 +255,7 @@ class WinogradConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True, tile: int | None = 4) -> None:
         super().__init__(in_channels, out_channels, kernel_size=3, padding=1, bias=bias)
-        if tile is not None and tile not in POINTS:
-            raise ValueError(f"tile must be one of {sorted(POINTS)} or None, got {tile}")
-        self.tile = tile
+        self.tile = check_tile(tile)
         self._cache: tuple[tuple[int, int, int], Tensor, Tensor] | None = None
 
     @classmethod
@@ -327,6 +333,7 @@ def use_winograd(module: nn.Module, tile: int | None = 4, min_channels: int = 32
     Returns:
         The number of convolutions now on the Winograd path.
     """
+    check_tile(tile)
     count = 0
     for name, child in list(module.named_children()):
         if isinstance(child, WinogradConv2d):

@@ -32,7 +32,7 @@ from vosc.models.base import Memory, VOSNetwork
 from vosc.models.encoder.timm_backbone import TimmBackbone
 from vosc.models.stcn.modules import Decoder, ValueEncoder
 from vosc.models.stcn.readout import affinity, topk_readout, topk_weights, weighted_readout
-from vosc.models.winograd import WinogradConv2d, use_winograd
+from vosc.models.winograd import WinogradConv2d, check_tile, use_winograd
 
 
 @dataclass
@@ -137,6 +137,7 @@ class STCN(VOSNetwork):
                  pretrained: bool | str = False, freeze_bn_stats: bool = True,
                  include_last: bool = False, winograd_tile: int | None = 4) -> None:
         super().__init__()
+        check_tile(winograd_tile, "model.winograd_tile")
         self.key_encoder = TimmBackbone(key_encoder, pretrained=pretrained, freeze_bn=False, freeze_at=0)
         c4, c8, c16 = self.key_encoder.dims[:3]
         self.value_encoder = ValueEncoder(value_encoder, key_dim=c16, value_dim=value_dim,
