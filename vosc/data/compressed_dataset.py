@@ -137,12 +137,15 @@ class TrainEntry:
         max_gap: Largest gap between clip frames for this source (``None``: the sampler's default).
         gap_divisor: Under a gap curriculum (:meth:`CompressedClipDataset.set_gap_schedule`) this source's
             largest gap is the curriculum's divided by this (5 for YouTube-VOS, annotated every 5th frame).
+        augment: This source's own augmentation (e.g. another short edge for a source of another frame
+            size); ``None``: the dataset's. Its crop size must equal the dataset's (one batch, one size).
     """
 
     source: VideoSource
     repeat: int = 1
     max_gap: int | None = None
     gap_divisor: int = 1
+    augment: ClipAugment | None = None
 
 
 @dataclass
@@ -199,6 +202,12 @@ class CompressedClipDataset(Dataset[CodedClip]):
         ]
         if not self.items:
             raise ValueError("the training mixture has no video")
+        for ent in self.entries:
+            if ent.augment is not None and ent.augment.crop_size != augment.crop_size:
+                raise ConfigError(
+                    f"training source {ent.source.name!r}: its augment.crop_size "
+                    f"{list(ent.augment.crop_size)} differs from data.augment.crop_size "
+                    f"{list(augment.crop_size)}; one batch has one size")
         self.gap_schedule: list[tuple[int, int]] = []
         self.dropped: dict[str, str] = {}  # videos that failed at decode time (on_error="skip"), this process
 
@@ -247,7 +256,7 @@ class CompressedClipDataset(Dataset[CodedClip]):
         rec = ent.source.videos[self.items[i][1]]
         q = self.compression.sample_q(rng)
         if ent.source.is_static:
-            return self._static_clip(ent.source, rec, rng, q)
+            return self._static_clip(ent.source, rec, rng, q, ent.augment or self.augment)
         sampled = self.sampler.sample(ent.source, rec, rng, self.max_gap_at(ent, epoch))
         codec = self.compression.codec
         if self.compression.mode == "sequence" and codec.name != "none":
@@ -255,14 +264,16 @@ class CompressedClipDataset(Dataset[CodedClip]):
                 codec, q, f"{ent.source.name}/{rec.name}", ent.source.content_key(rec),
                 lambda: ent.source.load_frames(rec, range(len(rec))), sampled.indices)
             raw = ent.source.load_frames(rec, sampled.indices) if self.keep_raw else None
-            params = self.augment.sample_params(rng, decoded.shape[1:3], sampled.masks[0])
-            frames, masks = self.augment.apply(params, decoded, sampled.masks)
-            raw = None if raw is None else self.augment.apply(params, raw)[0]
+            augment = ent.augment or self.augment
+            params = augment.sample_params(rng, decoded.shape[1:3], sampled.masks[0])
+            frames, masks = augment.apply(params, decoded, sampled.masks)
+            raw = None if raw is None else augment.apply(params, raw)[0]
             coded = int(np.prod(decoded.shape[:3]))
         else:
             raw_native = ent.source.load_frames(rec, sampled.indices)
-            params = self.augment.sample_params(rng, raw_native.shape[1:3], sampled.masks[0])
-            raw, masks = self.augment.apply(params, raw_native, sampled.masks)
+            augment = ent.augment or self.augment
+            params = augment.sample_params(rng, raw_native.shape[1:3], sampled.masks[0])
+            raw, masks = augment.apply(params, raw_native, sampled.masks)
             frames, bits, qps, types = self._compress_clip(raw, q)
             coded = int(np.prod(frames.shape[:3]))
         assert masks is not None
@@ -292,12 +303,12 @@ class CompressedClipDataset(Dataset[CodedClip]):
         return enc.frames, int(enc.bits), enc.frame_qps, enc.frame_types
 
     def _static_clip(self, source: VideoSource, rec: VideoRecord, rng: np.random.Generator,
-                     q: int | None) -> CodedClip:
+                     q: int | None, augment: ClipAugment) -> CodedClip:
         image = source.load_frames(rec, [0])[0]
         mask = source.load_masks(rec, [0], size=image.shape[:2])[0]
         frames_native, masks_native = self.static(rng, image, mask)
-        params = self.augment.sample_params(rng, frames_native.shape[1:3], masks_native[0])
-        raw, masks = self.augment.apply(params, frames_native, masks_native)
+        params = augment.sample_params(rng, frames_native.shape[1:3], masks_native[0])
+        raw, masks = augment.apply(params, frames_native, masks_native)
         assert masks is not None
         frames, bits, qps, types = self._compress_clip(raw, q)
         masks, k = relabel_objects(masks, rng, self.max_objects)
