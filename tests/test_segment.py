@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import vosc
 from vosc.data.palette import read_mask, write_mask
@@ -84,3 +85,34 @@ def test_cli_compresses_first_and_reports_bpp(video: Path, tmp_path: Path, one_t
     assert result["codec"]["name"] == "x265" and result["codec"]["q"] == 42
     assert 0 < result["codec"]["bpp"] < 1 and result["frames"] == FRAMES
     assert not (tmp_path / "o" / "overlay.mp4").exists()
+
+
+def test_a_percent_d_frame_folder_is_segmented_in_numeric_order_under_each_frames_stem(
+        video: Path, tmp_path: Path, one_torch_thread: None) -> None:
+    """Issue 26 item 3: FFmpeg's ``%d.jpg`` folder (``0.jpg … 15.jpg``) gives, frame by frame, the masks of
+    the same frames named ``%05d.jpg`` (plain sorting used to track 0, 1, 10, 11, …, 2 and wrote the mask of
+    ``10.jpg`` as ``00002.png``); each mask is named after its frame's own file."""
+    frames = list(iter_frames(video))
+    plain, padded = tmp_path / "plain", tmp_path / "padded"
+    for folder, name in ((plain, "{}.png"), (padded, "{:05d}.png")):
+        folder.mkdir()
+        for t, f in enumerate(frames):
+            Image.fromarray(f).save(folder / name.format(t))
+    mask = str(video.parent / video.stem / "masks" / "00000.png")
+    outs = {}
+    for folder in (plain, padded):
+        outs[folder] = tmp_path / f"{folder.name}_out"
+        assert main([str(folder), "--mask", mask, "--model", "aost_tiny", "--out", str(outs[folder]),
+                     "--device", "cpu", "--depth", "2", "--no-progress", "--no-overlay"]) == 0
+    result = json.loads((outs[plain] / "result.json").read_text())
+    assert result["frames"] == FRAMES and result["mask_names"] == "frame file stem"
+    names = sorted(p.name for p in (outs[plain] / "masks").iterdir())
+    assert names == sorted(f"{t}.png" for t in range(FRAMES))
+    for t in range(FRAMES):
+        got = read_mask(outs[plain] / "masks" / f"{t}.png", (H, W))
+        want = read_mask(outs[padded] / "masks" / f"{t:05d}.png", (H, W))
+        assert np.array_equal(got, want), f"frame {t}: the mask of {t}.png differs from that of {t:05d}.png"
+    seg = vosc.load_model(None, model="aost_tiny", depth=2)
+    api = [r.mask for r in seg.run(vosc.iter_frames(plain), parse_masks([mask], (H, W)))]
+    assert all(np.array_equal(a, read_mask(outs[padded] / "masks" / f"{t:05d}.png", (H, W)))
+               for t, a in enumerate(api))

@@ -2,9 +2,12 @@
 
 Input: a video file (mp4/mkv/webm/..., read with PyAV) or a folder of frames, and first-appearance masks
 (``--mask``: a palette PNG for frame 0, ``INDEX=PNG`` for an object that appears at frame ``INDEX``, or a
-folder of ``<index>.png`` masks). Output in ``--out``: ``masks/<index:05d>.png`` (DAVIS palette, original
-size), ``overlay.mp4`` (masks blended over the frames that were segmented) and ``result.json`` (frames,
-fps, timings, device, checkpoint, codec and bpp).
+folder of ``<index>.png`` masks). The frames of a folder are taken in the order of the numbers in their
+names (``2.jpg`` before ``10.jpg``; names that cannot be ordered are an error). Output in ``--out``:
+``masks/<name>.png`` (DAVIS palette, original size; ``<name>`` is the stem of the frame's own file for a
+folder, ``<index:05d>`` for a video file; ``result.json``'s ``mask_names`` says which), ``overlay.mp4``
+(masks blended over the frames that were segmented) and ``result.json`` (frames, fps, timings, device,
+checkpoint, codec and bpp).
 
 Frames are streamed (one decoded frame at a time) unless ``--codec`` compresses the video first: a codec
 encodes the whole video, so the frames are then held in memory.
@@ -27,7 +30,14 @@ import torch
 
 from vosc.data.errors import DataError
 from vosc.data.palette import read_mask, write_mask
-from vosc.inference.video_io import OverlayWriter, VideoInfo, VideoReadError, iter_frames, probe_video
+from vosc.inference.video_io import (
+    OverlayWriter,
+    VideoInfo,
+    VideoReadError,
+    folder_frames,
+    iter_frames,
+    probe_video,
+)
 from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger("vosc.segment")
@@ -89,6 +99,7 @@ class SegmentResult:
     seconds_read: float = 0.0
     seconds_write: float = 0.0
     codec: dict[str, Any] | None = None
+    mask_names: str = "frame index (%05d)"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict with ``fps`` (frames per second of segmentation alone and end to end)."""
@@ -134,7 +145,8 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
         segmenter: The segmenter (e.g. from :func:`vosc.load_model`).
         video: Video file or frame folder.
         masks: ``{frame_index: (H, W) uint8 ids}`` first-appearance masks.
-        out: Output folder (``masks/``, ``overlay.mp4``).
+        out: Output folder (``masks/``, ``overlay.mp4``); the mask of a folder's frame ``17.jpg`` is
+            ``masks/17.png``, the mask of a video file's frame 17 ``masks/00017.png``.
         codec: ``"x265"``/``"vvenc"``: compress the video at ``q`` first and segment the decoded frames.
         q: Codec quality parameter.
         overlay: Write ``overlay.mp4``.
@@ -149,6 +161,9 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
     info = probe_video(video)
     out = Path(out)
     result = SegmentResult()
+    stems = [p.stem for p in folder_frames(Path(video))] if Path(video).is_dir() else None
+    if stems is not None:
+        result.mask_names = "frame file stem"
     start = time.perf_counter()
     frames: Iterator[np.ndarray]
     if codec not in (None, "none"):
@@ -167,7 +182,8 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
             source = _timed(frames, result)
             for r, frame in _zip_results(segmenter, source, masks):
                 t0 = time.perf_counter()
-                write_mask(out / "masks" / f"{r.index:05d}.png", r.mask)
+                name = stems[r.index] if stems is not None else f"{r.index:05d}"
+                write_mask(out / "masks" / f"{name}.png", r.mask)
                 if writer is not None:
                     writer.write(frame, r.mask)
                 result.seconds_write += time.perf_counter() - t0

@@ -64,3 +64,8 @@ class InconsistentFrameSizeError(DataError):
 
 class SamplingError(DataError):
     """No valid clip could be sampled from a video (too few frames with enough foreground)."""
+
+
+class FrameOrderError(DataError):
+    """The frame files of a folder cannot be put in temporal order from their names (a name without a number
+    among numbered ones, names of different patterns, or two names with the same numbers)."""

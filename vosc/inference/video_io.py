@@ -18,12 +18,14 @@ from types import TracebackType
 import av
 import numpy as np
 
+from vosc.data.errors import FrameOrderError
+from vosc.data.frame_order import numeric_order
 from vosc.data.palette import davis_palette, read_frame
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FRAME_SUFFIXES", "OverlayWriter", "VideoInfo", "VideoReadError", "blend_overlay", "iter_frames",
-           "probe_video"]
+__all__ = ["FRAME_SUFFIXES", "OverlayWriter", "VideoInfo", "VideoReadError", "blend_overlay", "folder_frames",
+           "iter_frames", "probe_video"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _PALETTE = np.asarray(davis_palette(), dtype=np.uint8).reshape(-1, 3)
@@ -57,11 +59,21 @@ class VideoInfo:
     height: int
 
 
-def _folder_frames(path: Path) -> list[Path]:
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+def folder_frames(path: Path) -> list[Path]:
+    """The frame images of a folder in temporal order: by the numbers in their names (``2.jpg`` before
+    ``10.jpg``, :func:`vosc.data.frame_order.numeric_order`); hidden files ignored.
+
+    Raises:
+        VideoReadError: The folder holds no frame image, or names that cannot be ordered (e.g. ``cover.jpg``
+            among ``0.jpg …``, or ``1.jpg`` and ``01.jpg``).
+    """
+    files = [p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")]
     if not files:
         raise VideoReadError(path, f"folder holds no frame images ({', '.join(FRAME_SUFFIXES)})")
-    return files
+    try:
+        return numeric_order(files, path)
+    except FrameOrderError as exc:
+        raise VideoReadError(path, exc.problem) from exc
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -74,7 +86,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     if not path.exists():
         raise VideoReadError(path, "no such video file or frame folder")
     if path.is_dir():
-        files = _folder_frames(path)
+        files = folder_frames(path)
         first = read_frame(files[0])
         return VideoInfo(path, len(files), None, int(first.shape[1]), int(first.shape[0]))
     try:
@@ -93,7 +105,8 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Yield the frames of a video file (mp4/mkv/webm/..., decoded by PyAV) or a folder of images, in order.
+    """Yield the frames of a video file (mp4/mkv/webm/..., decoded by PyAV) or a folder of images, in order
+    (a folder's files by the numbers in their names, :func:`folder_frames`).
 
     Streaming: one decoded frame is held at a time.
 
@@ -107,7 +120,7 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     info = probe_video(path)
     count = 0
     if path.is_dir():
-        for f in _folder_frames(path):
+        for f in folder_frames(path):
             yield read_frame(f)
             count += 1
         return

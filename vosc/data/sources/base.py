@@ -30,6 +30,7 @@ from vosc.data.errors import (
     NotPaletteMaskError,
     OddFrameSizeError,
 )
+from vosc.data.frame_order import numeric_order
 from vosc.data.palette import read_frame, read_mask
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,23 @@ class VideoRecord:
         return self.frame_ids[index] in self.mask_paths
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files of a folder sorted by name (hidden files ignored)."""
-    return sorted(
+def list_images(folder: Path, ordered: bool = True) -> list[Path]:
+    """Image files of a folder (hidden files ignored).
+
+    Args:
+        folder: The folder.
+        ordered: The files are frames of one video: sort them by the numbers in their names
+            (:func:`vosc.data.frame_order.numeric_order`: ``2.jpg`` before ``10.jpg``). ``False``: an
+            unordered collection (static images), sorted by name.
+
+    Raises:
+        FrameOrderError: ``ordered`` and the names cannot be put in temporal order (e.g. ``cover.jpg``
+            among ``0.jpg …``).
+    """
+    files = sorted(
         p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     )
+    return numeric_order(files, folder) if ordered else files
 
 
 def scan_video(img_root: Path, ann_root: Path, name: str, binary_masks: bool | None = False,

@@ -53,7 +53,7 @@ class StaticImageSource(VideoSource):
         for folder in (idir, mdir):
             if not folder.is_dir():
                 raise DatasetLayoutError(folder, "static-image folder is missing")
-        images = list_images(idir)
+        images = list_images(idir, ordered=False)
         if not images:
             raise DatasetLayoutError(idir, "no images found")
         records = []
