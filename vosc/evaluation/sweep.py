@@ -10,17 +10,17 @@ For each sequence and operating point ``(codec, q)`` the sweep
    has ground truth on every frame;
 4. writes ``<variant>/sequences/<sequence>.json`` atomically: the per-sequence done marker with bits,
    pixels, PSNR-Y, runtimes (encode, decode, enhance, VOS, write, total), per-object J/F statistics and a
-   fingerprint of everything that determines the result.
+   fingerprint of everything that determines the result (:mod:`vosc.evaluation.fingerprint`: frames,
+   annotations, model, checkpoint, codec, segmenter, depth, enhancer, vosc version).
 
 Variant folders are described at :func:`variant_dir`. A re-run skips every sequence whose marker has the same
-fingerprint (interrupted runs resume); a different fingerprint raises :class:`StaleResultError` unless
-``overwrite`` is set. :meth:`Sweep.curves` aggregates the markers into one RD curve per codec × depth ×
-enhancer.
+fingerprint (interrupted runs resume); a different fingerprint raises :class:`StaleResultError`, naming what
+changed, unless ``overwrite`` is set (then it recomputes). :meth:`Sweep.curves` aggregates the markers into
+one RD curve per codec × depth × enhancer.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -35,9 +35,18 @@ import torch
 from torch import nn
 
 from vosc.codecs.base import Codec
-from vosc.codecs.cache import BitstreamCache, content_key_files
+from vosc.codecs.cache import BitstreamCache
 from vosc.data.palette import write_mask
 from vosc.data.sources.base import VideoRecord, VideoSource
+from vosc.evaluation.fingerprint import (
+    MARKER_FORMAT,
+    SequenceInputs,
+    fingerprint,
+    input_hashes,
+    sequence_inputs,
+    stale_reason,
+    vosc_version,
+)
 from vosc.evaluation.ground_truth import MissingGT, check_sequences, ground_truth_status
 from vosc.evaluation.progress import sequence_progress
 from vosc.inference.segmenter import VideoSegmenter
@@ -52,7 +61,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["EnhancerSpec", "StaleResultError", "Sweep", "Variant", "enhance_frames", "variant_dir"]
 
-MARKER_FORMAT = 1
 EnhancerMode = Literal["off", "on", "both"]
 
 
@@ -91,10 +99,6 @@ def variant_dir(root: Path, dataset: str, variant: Variant) -> Path:
     op = variant.op
     path = root / dataset / op.codec / ("raw" if op.q is None else f"q{op.q}") / f"d{variant.depth}"
     return path / "enh" if variant.enhanced else path
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -280,24 +284,21 @@ class Sweep:
             self._versions[codec] = self.codecs[codec].version()
         return self._versions[codec]
 
-    def fingerprint(self, variant: Variant, frames_key: str) -> str:
-        """Hash of everything that determines one sequence's result in ``variant``."""
+    def inputs(self, variant: Variant, seq: SequenceInputs) -> dict[str, Any]:
+        """Hash of every input of one sequence's result in ``variant``, by name (the marker's ``inputs``)."""
         codec = self.codecs[variant.op.codec]
-        return _hash(
-            {
-                "format": MARKER_FORMAT,
-                "frames": frames_key,
-                "model": self.model_fingerprint,
-                "segmenter": self.segmenter_config,
-                "codec": codec.name,
-                "params": codec.params(),
-                "q": variant.op.q,
-                "version": self.version(codec.name),
-                "depth": variant.depth,
-                "references": self.references,
-                "enhancer": self.enhancer.fingerprint if variant.enhanced and self.enhancer else None,
-            }
-        )
+        return input_hashes(seq, {
+            "model": self.model_fingerprint, "checkpoint": self.checkpoint_hash,
+            "segmenter": self.segmenter_config, "codec": [codec.name, codec.params(), variant.op.q],
+            "encoder_version": self.version(codec.name), "depth": variant.depth,
+            "references": self.references, "missing_gt": self.missing_gt,
+            "enhancer": self.enhancer.fingerprint if variant.enhanced and self.enhancer else None,
+            "vosc_version": vosc_version(),
+        })
+
+    def fingerprint(self, variant: Variant, seq: SequenceInputs) -> str:
+        """Hash of everything that determines one sequence's result in ``variant``."""
+        return fingerprint(self.inputs(variant, seq))
 
     def folder(self, variant: Variant) -> Path:
         """Output folder of ``variant``."""
@@ -311,7 +312,7 @@ class Sweep:
         n = len(rec) if self.max_frames is None else min(len(rec), self.max_frames)
         return list(range(n))
 
-    def _is_done(self, variant: Variant, rec: VideoRecord, key: str) -> bool:
+    def _is_done(self, variant: Variant, rec: VideoRecord, seq: SequenceInputs) -> bool:
         path = self.marker_path(variant, rec.name)
         if not path.exists():
             return False
@@ -319,15 +320,15 @@ class Sweep:
             marker = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise StaleResultError(f"{path}: unreadable done marker ({exc}); delete it to recompute") from exc
-        if marker.get("fingerprint") == self.fingerprint(variant, key):
+        reason = stale_reason(marker, self.inputs(variant, seq))
+        if reason is None:
             return True
         if self.overwrite:
-            log.warning("%s: computed with other inputs; recomputing (overwrite=true)", path)
+            log.warning("%s: inputs changed (%s); recomputing (overwrite=true)", path, reason)
             return False
         raise StaleResultError(
-            f"{path} was computed with different inputs (model, checkpoint, codec, frames, segmenter or "
-            f"enhancer); "
-            f"use another output folder (out_dir=...) or overwrite=true to recompute"
+            f"{path} was computed with different inputs: {reason}; use another output folder (out_dir=...) "
+            f"or overwrite=true to recompute"
         )
 
     # ------------------------------------------------------------------ running
@@ -339,10 +340,8 @@ class Sweep:
         log.info("%d frame headers of %d sequences checked", checked, len(self.source))
         for n, rec in enumerate(self.source.videos, 1):
             indices = self._indices(rec)
-            key = content_key_files([rec.frame_paths[i] for i in indices])
-            if self.resize_long_edge is not None:
-                key = f"{key}@{self.resize_long_edge}"
-            todo = [v for v in variants if not self._is_done(v, rec, key)]
+            seq = sequence_inputs(rec, indices, self.resize_long_edge)
+            todo = [v for v in variants if not self._is_done(v, rec, seq)]
             self.resumed += len(variants) - len(todo)
             for v in variants:
                 self.counts[v]["computed" if v in todo else "resumed"] += 1
@@ -353,9 +352,10 @@ class Sweep:
                 continue
             log.info("[%d/%d] %s: %d frames, %d/%d variants to compute", n, len(self.source), rec.name,
                 len(indices), len(todo), len(variants))
-            self._run_sequence(rec, indices, key, todo)
+            self._run_sequence(rec, indices, seq, todo)
 
-    def _run_sequence(self, rec: VideoRecord, indices: list[int], key: str, todo: list[Variant]) -> None:
+    def _run_sequence(self, rec: VideoRecord, indices: list[int], seq: SequenceInputs,
+                      todo: list[Variant]) -> None:
         """Load one sequence once, then compress / enhance / segment it for every unfinished variant."""
         raw = self.source.load_frames(rec, indices)
         gt_masks, has = self.source.load_masks_or_empty(rec, indices, raw.shape[1:3])
@@ -374,7 +374,7 @@ class Sweep:
             op_todo = [v for v in todo if v.op == op]
             if not op_todo:
                 continue
-            decoded = self._compress(op, rec, raw, key)
+            decoded = self._compress(op, rec, raw, seq.frames)
             enhanced, enhance_s, enh_psnr = None, 0.0, None
             if any(v.enhanced for v in op_todo):
                 assert self.enhancer is not None
@@ -392,7 +392,7 @@ class Sweep:
                     "psnr": enh_psnr if variant.enhanced else decoded.psnr_frames,
                     "gt_skipped": skip_reason,
                 }
-                self._run_variant(variant, rec, indices, key, frames, masks, gt, decoded, stage)
+                self._run_variant(variant, rec, indices, seq, frames, masks, gt, decoded, stage)
 
     def _compress(self, op: OperatingPoint, rec: VideoRecord, raw: np.ndarray, key: str) -> _Decoded:
         """Encode (or fetch) and decode the whole sequence at ``op``."""
@@ -418,7 +418,7 @@ class Sweep:
         variant: Variant,
         rec: VideoRecord,
         indices: list[int],
-        key: str,
+        seq: SequenceInputs,
         frames: np.ndarray,
         masks: dict[int, np.ndarray],
         gt: np.ndarray | None,
@@ -452,7 +452,8 @@ class Sweep:
         runtimes["total"] = sum(runtimes.values())
         marker = {
             "format": MARKER_FORMAT,
-            "fingerprint": self.fingerprint(variant, key),
+            "fingerprint": self.fingerprint(variant, seq),
+            "inputs": self.inputs(variant, seq),
             "sequence": rec.name,
             "codec": variant.op.codec,
             "q": variant.op.q,
@@ -565,7 +566,7 @@ class Sweep:
                     checkpoint=self.checkpoint,
                     checkpoint_hash=self.checkpoint_hash,
                     enhancer=self.enhancer.name if variant.enhanced and self.enhancer else None,
-                    vosc_version=_vosc_version(),
+                    vosc_version=vosc_version(),
                     extra={
                         "model_fingerprint": self.model_fingerprint,
                         "codec_params": codec.params(),
@@ -586,11 +587,3 @@ class Sweep:
         """``<root>/<dataset>/<codec>/rd_d<depth>[_enh].json``."""
         return self.out_root / self.dataset / codec / f"rd_d{depth}{'_enh' if enhanced else ''}.json"
 
-
-def _vosc_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("vosc")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        return None
