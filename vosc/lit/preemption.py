@@ -17,6 +17,12 @@ shuffling continue exactly (the data side is :class:`vosc.data.datamodule.Resuma
 
 It derives from Lightning's ``Checkpoint`` so that it runs after the EMA update of a step (Lightning
 orders checkpoint callbacks last). Under DDP the save decision is reduced over ranks.
+
+``last.ckpt`` has one writer: with a :class:`~vosc.lit.checkpointing.RunCheckpoint` in the run (the default
+``conf/callbacks/model_checkpoint.yaml``) this callback asks it to write the file; without one it writes
+the file itself, and leaves it at the final step at the end of training. A plain Lightning
+``ModelCheckpoint(save_last=...)`` beside it is refused: it would save the newer state as ``last-v1.ckpt``
+and leave ``last.ckpt`` behind.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+
+from vosc.lit.checkpointing import RunCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +112,7 @@ class PreemptionCheckpoint(Checkpoint):
         self._pending_rng: dict[str, Any] | None = None
         self._stop: TrainingInterrupted | None = None
         self._active = False
+        self._written_step: int | None = None
 
     # ------------------------------------------------------------------ signals
     def _handler(self, signum: int, frame: Any) -> None:
@@ -128,6 +137,7 @@ class PreemptionCheckpoint(Checkpoint):
         """Install the signal handlers (fit only; main thread only)."""
         self.received, self._stop = None, None
         self._last_save = time.monotonic()
+        self._check_single_writer(trainer)
         if stage != "fit" or threading.current_thread() is not threading.main_thread():
             return
         self._active = True
@@ -168,6 +178,37 @@ class PreemptionCheckpoint(Checkpoint):
                 return Path(cb.dirpath) / self.filename
         return Path(trainer.default_root_dir) / "checkpoints" / self.filename
 
+    def _owner(self, trainer: L.Trainer) -> RunCheckpoint | None:
+        """The run's writer of ``last.ckpt`` when this callback's file is that ``last.ckpt``."""
+        for cb in trainer.checkpoint_callbacks:
+            if isinstance(cb, RunCheckpoint) and cb.last_path(trainer) == self.path(trainer):
+                return cb
+        return None
+
+    def _check_single_writer(self, trainer: L.Trainer) -> None:
+        """Refuse a plain Lightning ``ModelCheckpoint(save_last=...)`` beside this callback's last.ckpt."""
+        for cb in trainer.checkpoint_callbacks:
+            if type(cb) is ModelCheckpoint and cb.save_last and self.filename == "last.ckpt":
+                raise ValueError(
+                    f"PreemptionCheckpoint and ModelCheckpoint(save_last={cb.save_last!r}) would both write "
+                    f"last.ckpt (Lightning then saves the newer state as last-v1.ckpt and last.ckpt stays "
+                    f"behind); use vosc.lit.checkpointing.RunCheckpoint instead of ModelCheckpoint")
+
+    def _write(self, trainer: L.Trainer) -> Path:
+        owner = self._owner(trainer)
+        if owner is not None:
+            return owner.write_last(trainer)
+        path = self.path(trainer)
+        trainer.save_checkpoint(str(path))
+        self._written_step = trainer.global_step
+        return path
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Without a :class:`RunCheckpoint`: leave the file written in this run at the final step."""
+        if self._written_step is not None and self._written_step != trainer.global_step \
+                and self._owner(trainer) is None:
+            self._write(trainer)
+
     def _due(self, trainer: L.Trainer) -> bool:
         step = trainer.global_step
         due = self.received is not None
@@ -180,8 +221,7 @@ class PreemptionCheckpoint(Checkpoint):
         """Write ``last.ckpt`` when due; after a signal, stop before the next batch or validation."""
         if not self._due(trainer):
             return
-        path = self.path(trainer)
-        trainer.save_checkpoint(str(path))
+        path = self._write(trainer)
         self._last_save = time.monotonic()
         log.info("%s written at step %d", path, trainer.global_step)
         if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
