@@ -130,3 +130,20 @@ def test_builds_offline_without_hub() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 3_000_000
+
+
+def test_tokens_from_the_stride16_stage_without_the_head() -> None:
+    """encoder_head=false: the 4th output is the 16x stage again; the dilated blocks and the head are gone."""
+    full = TimmBackbone("efficientnet_lite0", pretrained=True, freeze_at=FREEZE_ALL)
+    cut = TimmBackbone("efficientnet_lite0", pretrained=True, freeze_at=FREEZE_ALL, head=False)
+    assert cut.dims == (24, 40, 112, 112) and len(cut.net.blocks) == 5
+    x = torch.randn(1, 3, 65, 97)
+    with torch.no_grad():
+        a, b = full(x), cut(x)
+    for i in range(3):
+        assert torch.equal(a[i], b[i])
+    assert torch.equal(b[3], b[2]) and a[3].shape[1] == 1280
+    from vosc.config import ConfigError
+
+    with pytest.raises(ConfigError, match="encoder_head=false applies to MobileNetV2 / EfficientNet-Lite"):
+        TimmBackbone("resnet18", head=False)

@@ -29,8 +29,9 @@ def _roots(node: Any, where: str) -> list[tuple[str, str, str]]:
     """``(config key, _target_, root)`` of every source node under ``node``."""
     found: list[tuple[str, str, str]] = []
     if isinstance(node, DictConfig):
-        if "root" in node and "_target_" in node:
-            found.append((f"{where}.root", str(node._target_), str(node.root)))
+        if "_target_" in node:
+            found += [(f"{where}.{k}", str(node._target_), str(node[k])) for k in ("root", "davis_root")
+                      if k in node]
         for key in node:
             found += _roots(node[key], f"{where}.{key!s}")
     elif isinstance(node, ListConfig):
@@ -40,9 +41,12 @@ def _roots(node: Any, where: str) -> list[tuple[str, str, str]]:
 
 
 def check_data_roots(data: DictConfig) -> None:
-    """Every dataset root under the ``data`` group exists (synthetic sets are generated on first use)."""
+    """Every dataset root under the ``data`` group exists (synthetic sets and the folder of
+    :class:`~vosc.data.sources.composites.DavisCompositeSource` are generated on first use; the DAVIS root
+    the composites are cut from must exist)."""
     for key, target, root in _roots(data, "data"):
-        if "synthetic" in target.lower():
+        generated = target.endswith("DavisCompositeSource") and key.endswith(".root")
+        if "synthetic" in target.lower() or generated:
             continue
         if not Path(root).exists():
             raise ConfigError(

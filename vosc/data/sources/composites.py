@@ -1,4 +1,4 @@
-"""Real objects on real photos: static training images made from a DAVIS training split, generated on first use.
+"""Real objects on real photos: static training images cut from a DAVIS training split, made on first use.
 
 Two kinds of image + instance-mask pairs, both written in :class:`StaticImageSource` layout
 (``<root>/images/<name>.jpg``, ``<root>/masks/<name>.png``) and turned into pseudo-videos by the static-clip
