@@ -43,7 +43,7 @@ class OperatingPoint:
         ``{"low": 30, "high": 40}`` → ``30..40``; a list → each item parsed, concatenated.
 
         Raises:
-            ValueError: An unparseable spelling, naming it.
+            ValueError: An unparseable spelling, or an empty range (``"47-27"``), naming it.
         """
         if q is None or (isinstance(q, str) and q.strip() in ("", "null")):
             return []
@@ -53,14 +53,18 @@ class OperatingPoint:
             return [int(q)]
         try:
             if isinstance(q, str):
-                lo, sep, hi = q.strip().partition("-")
-                return list(range(int(lo), int(hi if sep else lo) + 1))
-            if hasattr(q, "keys"):
-                return list(range(int(q["low"]), int(q["high"]) + 1))
-            return [v for item in q for v in OperatingPoint.parse_q(item)]
+                lo_text, sep, hi_text = q.strip().partition("-")
+                lo, hi = int(lo_text), int(hi_text if sep else lo_text)
+            elif hasattr(q, "keys"):
+                lo, hi = int(q["low"]), int(q["high"])
+            else:
+                return [v for item in q for v in OperatingPoint.parse_q(item)]
         except (TypeError, ValueError, KeyError):
             msg = f"cannot parse q={q!r}; use an integer, 'lo-hi', a list or {{low, high}}"
             raise ValueError(msg) from None
+        if lo > hi:
+            raise ValueError(f"q={q!r} is an empty range ({lo} > {hi}); write '{hi}-{lo}'")
+        return list(range(lo, hi + 1))
 
     @staticmethod
     def split(entry: Any) -> tuple[str, Any]:
