@@ -38,6 +38,11 @@ class NotPaletteMaskError(DataError):
     """A mask is RGB(A) where an indexed (palette) or single-channel id map is expected."""
 
 
+class InputMaskError(DataError):
+    """A user's input mask holds values that cannot be read as object ids without changing them silently
+    (id 255, which is void; a soft or antialiased grey mask)."""
+
+
 class CorruptImageError(DataError):
     """An image or mask file cannot be decoded (truncated or not an image)."""
 

@@ -5,6 +5,11 @@
   accepted as id maps too. Data loading (:func:`read_mask`) maps index 255 (void) to background and reads
   binary 0/255 masks (DAVIS-2016) as object 1; the metrics read the raw indices (``raw=True``), as the
   official DAVIS toolkit does.
+* A user's *input* masks (first-appearance masks given to ``vosc-segment``) are read by
+  :func:`read_input_mask`, which never drops or invents an object without a word: a palette mask with id 255
+  is an error (255 is void in DAVIS / YouTube-VOS, and :func:`read_mask` would drop it), a 0/255 grey mask is
+  object 1 (logged), and an antialiased or soft grey mask (many grey levels with 255) is thresholded at 128
+  to object 1 with a warning (a soft mask without 255 is refused).
 * Written masks use the standard DAVIS / PASCAL-VOC palette, so they look like the official annotations;
   every write is atomic.
 
@@ -16,6 +21,7 @@ case, goes through Pillow. Both give the same indices.
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import zlib
 from functools import lru_cache
@@ -27,12 +33,15 @@ from PIL import Image, UnidentifiedImageError
 
 from vosc.data.errors import (
     CorruptImageError,
+    InputMaskError,
     MaskSizeError,
     MissingFrameError,
     MissingMaskError,
     NotPaletteMaskError,
 )
 from vosc.utils.io import atomic_path, atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 _inflater: Any
 try:  # ISA-L inflate is ~5x faster than zlib; optional
@@ -47,6 +56,7 @@ __all__ = [
     "encode_palette_png",
     "image_size",
     "read_frame",
+    "read_input_mask",
     "read_mask",
     "write_frame",
     "write_mask",
@@ -191,9 +201,7 @@ def read_mask(path: str | Path, expected_size: tuple[int, int] | None = None, bi
     """
     path = Path(path)
     arr, mode = _decode_ids(path)
-    if expected_size is not None and tuple(arr.shape) != tuple(expected_size):
-        raise MaskSizeError(path, f"mask size {arr.shape[1]}x{arr.shape[0]} (WxH) differs from frame size "
-                                  f"{expected_size[1]}x{expected_size[0]}")
+    _check_size(path, arr, expected_size)
     if raw:
         return arr
     if binary is None:
@@ -203,6 +211,64 @@ def read_mask(path: str | Path, expected_size: tuple[int, int] | None = None, bi
     out = arr.copy()
     out[out == 255] = 0
     return out
+
+
+#: A single-channel input mask with more distinct values than this is soft / antialiased, not object ids.
+SOFT_MASK_VALUES = 16
+#: The threshold of an antialiased 0/255 input mask: values >= it are object 1.
+SOFT_MASK_THRESHOLD = 128
+
+
+def read_input_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a user's first-appearance mask, refusing or announcing every value it would change.
+
+    * Palette (``P``) masks: indices are object ids; index 255 is refused (it is void in DAVIS /
+      YouTube-VOS, and :func:`read_mask` would silently drop the object).
+    * Single-channel masks whose values are ``{0, 255}``: object 1 (the DAVIS-2016 convention; logged).
+    * Single-channel masks with more than :data:`SOFT_MASK_VALUES` distinct values: soft or antialiased.
+      With 255 (a 0/255 mask with smoothed edges) values ``>= SOFT_MASK_THRESHOLD`` become object 1, with a
+      warning naming the file; without 255 the mask is refused.
+    * Other single-channel masks: ids as they are; 255 among them is refused as for palette masks.
+
+    Args:
+        path: PNG file.
+        expected_size: ``(H, W)`` the mask must have, or ``None``.
+
+    Returns:
+        ``(H, W)`` uint8 object ids.
+
+    Raises:
+        InputMaskError: Id 255 among object ids, or a soft mask without 255 (the message says how to fix it).
+        MissingMaskError, CorruptImageError, NotPaletteMaskError, MaskSizeError: As :func:`read_mask`.
+    """
+    path = Path(path)
+    arr, mode = _decode_ids(path)
+    _check_size(path, arr, expected_size)
+    values = np.unique(arr)
+    has_void = bool(values[-1] == 255)
+    if mode != "P" and values.size > SOFT_MASK_VALUES:
+        if not has_void:
+            raise InputMaskError(path, f"a grey mask with {values.size} distinct values looks soft or "
+                                       "antialiased, not object ids; threshold it to 0/255 (one object) or "
+                                       "save an indexed (palette) PNG whose values are object ids")
+        log.warning("%s: a grey mask with %d distinct values (antialiased or soft 0/255): thresholded at %d "
+                    "to object 1; save an indexed (palette) PNG of object ids to avoid this", path,
+                    values.size, SOFT_MASK_THRESHOLD)
+        return (arr >= SOFT_MASK_THRESHOLD).astype(np.uint8)
+    if mode != "P" and has_void and values.size <= 2:
+        log.info("%s: a 0/255 mask, read as object 1", path)
+        return (arr > 0).astype(np.uint8)
+    if has_void:
+        raise InputMaskError(path, f"object id 255 ({int((arr == 255).sum())} pixels) is void in DAVIS / "
+                                   "YouTube-VOS masks and would be dropped; renumber that object "
+                                   "(ids 1..254)")
+    return arr
+
+
+def _check_size(path: Path, arr: np.ndarray, expected_size: tuple[int, int] | None) -> None:
+    if expected_size is not None and tuple(arr.shape) != tuple(expected_size):
+        raise MaskSizeError(path, f"mask size {arr.shape[1]}x{arr.shape[0]} (WxH) differs from frame size "
+                                  f"{expected_size[1]}x{expected_size[0]}")
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
