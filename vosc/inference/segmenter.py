@@ -13,7 +13,9 @@
    created when the object count passes a multiple of ``max_obj``); otherwise each augmentation's own
    prediction updates its memory, in the form the family chooses (``VOSNetwork.memory_mask``): AOT/AOST
    its argmax ids (as the reference evaluator, which keeps augmentations apart), STCN its soft aggregated
-   probabilities (as the official STCN inference).
+   probabilities (as the official STCN inference). A mask for ``t`` that holds an object already known
+   re-annotates it: the object's mask in frame ``t`` is exactly the given one (its predicted pixels elsewhere
+   become background, logged), and the memory takes it from there.
 
 Object ids may have gaps (YouTube-VOS); internally they are renumbered ``1..K`` in order of appearance
 and the output uses the original ids. Frames are consumed one at a time (streaming): nothing but the
@@ -194,8 +196,10 @@ class VideoSegmenter:
 
         Args:
             frames: ``(H, W, 3)`` uint8 RGB frames (arrays or tensors), all the same size.
-            masks: First-appearance masks ``{frame_index: (H, W) integer ids}``; ids 1..255, a mask may
-                repeat known objects (their pixels are pasted too).
+            masks: First-appearance masks ``{frame_index: (H, W) integer ids}``; ids 1..255. A mask may
+                re-annotate known objects: each object it holds gets exactly its mask in that frame (the
+                object's predicted pixels elsewhere become background; logged), and the frame becomes a
+                reference; objects it does not hold keep their prediction.
             return_probs: Also return ``(1 + K, H, W)`` probabilities per frame.
 
         Yields:
@@ -283,9 +287,7 @@ class _VideoState:
         pred = prob.argmax(dim=0)
         aug_preds = [p.argmax(dim=0) for p in probs_per_aug] if len(probs_per_aug) > 1 else [pred]
         if new_label is not None and bool(new_label.any()):
-            keep = new_label == 0
-            pred = torch.where(keep, pred, new_label)
-            aug_preds = [torch.where(keep, p, new_label) for p in aug_preds]
+            pred, aug_preds = self._paste(index, new_label, known, pred, aug_preds)
             for tracker, x, lab in zip(self.trackers, inputs, self._labels_each(aug_preds), strict=True):
                 tracker.add_reference(x, lab, len(self.ids))
         else:
@@ -294,6 +296,26 @@ class _VideoState:
                 assert tracker.last_logits is not None
                 tracker.update_memory(model.memory_mask(tracker.last_logits, lab))  # ids, or soft masks
         return self._result(index, pred, prob, new_label, known, depth, return_probs)
+
+    def _paste(self, index: int, label: torch.Tensor, known: int, pred: torch.Tensor,
+               aug_preds: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Paste a mask given for frame ``index`` over the predictions ``(H, W)`` (internal ids).
+
+        An object already known before this frame (``internal id <= known``) is re-annotated: its predicted
+        pixels outside the new mask become background, so its mask is the annotation from this frame on.
+        """
+        redone = torch.unique(label[(label > 0) & (label <= known)])
+        if redone.numel():
+            log.info("frame %d: objects %s re-annotated: their masks are replaced from this frame on", index,
+                     [self.ids[int(i) - 1] for i in redone])
+        keep = label == 0
+
+        def paste(p: torch.Tensor) -> torch.Tensor:
+            if redone.numel():
+                p = torch.where(torch.isin(p, redone), torch.zeros_like(p), p)
+            return torch.where(keep, p, label)
+
+        return paste(pred), [paste(p) for p in aug_preds]
 
     def _labels_each(self, preds: list[torch.Tensor]) -> list[torch.Tensor]:
         if len(preds) == 1:
