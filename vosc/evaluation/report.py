@@ -30,6 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from vosc.evaluation.phantoms import format_phantom_ids
 from vosc.metrics.rd import (
     QUALITY_KEYS,
     RDCurve,
@@ -86,6 +87,7 @@ def _point_row(curve: RDCurve, point: RDPoint) -> Row:
         "total_s": rt.total,
         "fps": rt.fps,
         "vos_fps": rt.vos_fps,
+        "phantom_ids": format_phantom_ids(point.extra.get("phantom_ids") or {}),
     }
 
 

@@ -48,6 +48,7 @@ from vosc.evaluation.fingerprint import (
     vosc_version,
 )
 from vosc.evaluation.ground_truth import MissingGT, check_sequences, ground_truth_status
+from vosc.evaluation.phantoms import flag_phantom_ids
 from vosc.evaluation.progress import sequence_progress
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
@@ -442,10 +443,10 @@ class Sweep:
         for i, r in zip(indices, results, strict=True):
             write_mask(self.folder(variant) / "pred" / rec.name / f"{rec.frame_ids[i]}.png", r.mask)
         write_s = time.perf_counter() - t0
-        objects = None
+        objects, phantoms = None, []
         if gt is not None:
-            frame_ids = [rec.frame_ids[i] for i in indices]
-            objects = [vars(o) for o in evaluate_sequence(gt, pred, rec.name, frame_ids).object_stats()]
+            scored = evaluate_sequence(gt, pred, rec.name, [rec.frame_ids[i] for i in indices])
+            objects, phantoms = [vars(o) for o in scored.object_stats()], list(scored.phantom_ids)
         t, h, w = frames.shape[:3]
         runtimes = {"encode": decoded.encode_s, "decode": decoded.decode_s, "enhance": stage["enhance"],
                     "vos": vos_s, "write": write_s}
@@ -470,6 +471,7 @@ class Sweep:
             "frame_qps": decoded.frame_qps,
             "frame_types": decoded.frame_types,
             "objects": objects,
+            "phantom_ids": phantoms,
             "gt_skipped": stage.get("gt_skipped"),
             "computed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
@@ -542,6 +544,7 @@ class Sweep:
             extra["global"] = result.global_
             for name, values in result.per_sequence.items():
                 extra["per_sequence"][name].update(values)
+        flag_phantom_ids(with_gt, extra, f"{variant.op.tag} d{variant.depth}")
         runtimes = Runtimes(sums["encode"], sums["decode"], sums["vos"], sums["total"], frames)
         return RDPoint(q=variant.op.q, bpp=sum(m["bits"] for m in markers) / max(pixels, 1), jf=jf, j=j,
             f=f, psnr=float(np.mean(psnrs)) if psnrs else None, runtimes=runtimes,

@@ -13,6 +13,11 @@ Definitions (``DESIGN.md`` §6):
   frames > 0.5) and Decay (mean of the first of four overlapping bins minus the last).
 * Global values average over objects (not sequences); ``J&F-Mean = (J-Mean + F-Mean) / 2``.
 
+Ground-truth ids that skip numbers (ids 1 and 5 in the first frame) are scored as the official tool does:
+the absent ids 2..4 count as objects with J = F = 1 wherever the prediction does not use them. Such
+*phantom* ids raise the mean without a word in the official tool; vosc logs a warning naming the sequence
+and the ids, and :attr:`SequenceJF.phantom_ids` / :attr:`JFResult.phantom_ids` flag it (CLI table and JSON).
+
 Unlike the official tool, a missing prediction frame, an object id the ground truth does not define,
 or a size mismatch raises a :class:`~vosc.metrics.errors.MetricInputError` naming the file. One
 documented deviation: the official tool casts the Decay bin indices to ``uint8``, which wraps for
@@ -85,7 +90,9 @@ __all__ = [
     "frame_statistics",
     "jaccard",
     "load_davis_gt",
+    "phantom_ids",
     "seg2bmap",
+    "warn_phantom_ids",
 ]
 
 
@@ -121,6 +128,8 @@ class SequenceJF:
         frame_ids: Names of the evaluated frames, length ``T'``.
         j: ``(N, T')`` float64 per-frame J.
         f: ``(N, T')`` float64 per-frame F.
+        phantom_ids: Ids of ``1..N`` absent from the first ground-truth frame (scored, as the official tool,
+            J = F = 1 where the prediction does not use them either).
     """
 
     sequence: str
@@ -128,6 +137,7 @@ class SequenceJF:
     frame_ids: tuple[str, ...]
     j: np.ndarray
     f: np.ndarray
+    phantom_ids: tuple[int, ...] = ()
 
     def object_stats(self) -> list[ObjectStats]:
         """Mean / Recall / Decay of J and F per object."""
@@ -148,16 +158,24 @@ class JFResult:
         per_object: ``<seq>_<id>`` → ``{"J": mean J, "F": mean F}``.
         per_sequence: sequence → ``{"J&F", "J", "F"}`` averaged over its objects.
         objects: Full per-object statistics, in aggregation order.
+        phantom_ids: sequence → its phantom ids (:attr:`SequenceJF.phantom_ids`), only sequences that have
+            some.
     """
 
     global_: dict[str, float]
     per_object: dict[str, dict[str, float]]
     per_sequence: dict[str, dict[str, float]]
     objects: list[ObjectStats] = field(default_factory=list)
+    phantom_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The official-shaped JSON: ``{"global": {...}, "per_object": {...}}``."""
-        return {"global": dict(self.global_), "per_object": {k: dict(v) for k, v in self.per_object.items()}}
+        """The official-shaped JSON: ``{"global": {...}, "per_object": {...}}``, plus ``"phantom_ids"``
+        (sequence → ids) when a sequence has phantom ids."""
+        out: dict[str, Any] = {"global": dict(self.global_),
+                               "per_object": {k: dict(v) for k, v in self.per_object.items()}}
+        if self.phantom_ids:
+            out["phantom_ids"] = {k: list(v) for k, v in self.phantom_ids.items()}
+        return out
 
 
 def aggregate_objects(objects: Iterable[ObjectStats], sort: bool = False) -> JFResult:
@@ -189,8 +207,26 @@ def aggregate_objects(objects: Iterable[ObjectStats], sort: bool = False) -> JFR
 
 
 def aggregate(sequences: Iterable[SequenceJF]) -> JFResult:
-    """Aggregate per-sequence results (see :func:`aggregate_objects`)."""
-    return aggregate_objects(o for seq in sequences for o in seq.object_stats())
+    """Aggregate per-sequence results (see :func:`aggregate_objects`); phantom ids are carried over."""
+    sequences = list(sequences)
+    result = aggregate_objects(o for seq in sequences for o in seq.object_stats())
+    result.phantom_ids = {s.sequence: s.phantom_ids for s in sequences if s.phantom_ids}
+    return result
+
+
+def phantom_ids(first_gt: np.ndarray, num_objects: int) -> tuple[int, ...]:
+    """Ids of ``1..num_objects`` absent from the first ground-truth frame ``(H, W)`` (void is not an id)."""
+    present = np.zeros(max(num_objects + 1, 256), dtype=bool)
+    present[np.unique(np.asarray(first_gt))] = True
+    return tuple(i for i in range(1, num_objects + 1) if not present[i])
+
+
+def warn_phantom_ids(sequence: str, ids: Sequence[int], num_objects: int) -> None:
+    """Log the warning about a sequence's phantom ids (nothing when there are none)."""
+    if ids:
+        log.warning("%s: ground-truth ids %s are not in the first frame (ids skip numbers; objects 1..%d are "
+                    "counted, as the official toolkit does): scored J = F = 1 where the prediction does not "
+                    "use them, which raises the mean", sequence, ", ".join(map(str, ids)), num_objects)
 
 
 def _foreground_window(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None:
@@ -263,6 +299,8 @@ def evaluate_sequence(
         num_objects = int(gt[0].max()) if total else 0
         if num_objects == 0:
             raise EmptyReferenceMaskError(sequence, "the first ground-truth frame has no object")
+    phantoms = phantom_ids(gt[0], num_objects) if total else ()
+    warn_phantom_ids(sequence, phantoms, num_objects)
     keep = slice(1, total - 1) if exclude_first_last else slice(0, total)
     gt, frame_ids = gt[keep], frame_ids[keep]
     if pred.shape[0] != gt.shape[0]:
@@ -282,7 +320,7 @@ def evaluate_sequence(
     kernel = disk(boundary_tolerance(gt.shape[1], gt.shape[2], bound_th))
     for t in range(gt.shape[0]):
         j[:, t], f[:, t] = _frame_jf(gt[t], pred[t], num_objects, kernel)
-    return SequenceJF(sequence, tuple(range(1, num_objects + 1)), frame_ids, j, f)
+    return SequenceJF(sequence, tuple(range(1, num_objects + 1)), frame_ids, j, f, phantoms)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -407,7 +445,8 @@ def _evaluate_davis_sequence(
         )
     j = np.stack([jv for jv, _ in frames], axis=1)
     f = np.stack([fv for _, fv in frames], axis=1)
-    return SequenceJF(sequence, tuple(range(1, num_objects + 1)), tuple(p.stem for p in files[1:-1]), j, f)
+    return SequenceJF(sequence, tuple(range(1, num_objects + 1)), tuple(p.stem for p in files[1:-1]), j, f,
+                      phantom_ids(first, num_objects))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -452,6 +491,8 @@ def evaluate_davis(
             results = list(pool.map(_evaluate_davis_sequence, *zip(*jobs, strict=True)))
     else:
         results = [_evaluate_davis_sequence(*job) for job in jobs]
+    for seq in results:  # here, not in the workers: their log records would not reach this process
+        warn_phantom_ids(seq.sequence, seq.phantom_ids, len(seq.object_ids))
     return aggregate(results), results
 
 
@@ -462,7 +503,10 @@ def format_table(result: JFResult) -> str:
         "  ".join(f"{result.global_[k]:9.4f}" for k in GLOBAL_KEYS),
     ]
     lines += ["", f"{'sequence':<24}{'J&F':>8}{'J':>8}{'F':>8}"]
-    lines += [f"{s:<24}{v['J&F']:8.4f}{v['J']:8.4f}{v['F']:8.4f}" for s, v in result.per_sequence.items()]
+    lines += [f"{s + (' *' if s in result.phantom_ids else ''):<24}{v['J&F']:8.4f}{v['J']:8.4f}{v['F']:8.4f}"
+              for s, v in result.per_sequence.items()]
+    lines += [f"* phantom ids (absent from the first ground-truth frame, scored J = F = 1): {s} "
+              f"{', '.join(map(str, ids))}" for s, ids in result.phantom_ids.items()]
     return "\n".join(lines)
 
 
