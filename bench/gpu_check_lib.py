@@ -247,6 +247,32 @@ def _git_commit(repo: Path) -> str | None:
     return out.stdout.strip() or None
 
 
+#: the most by which a CPU run stretches its default time boxes (a busier machine may still run out of time)
+MAX_LOAD_SCALE = 6.0
+
+
+def load_scale(sample_s: float = 0.25) -> dict[str, float]:
+    """How many times slower than on an idle machine this process runs now, for the CPU time boxes.
+
+    Two estimates, the larger kept, within ``[1, MAX_LOAD_SCALE]``: the wall time of a busy loop of
+    ``sample_s`` over the CPU time it got (the share of a core this process gets now, whatever the other
+    processes' priorities), and the 1-minute load average over the CPU count (the share it gets on average,
+    which a short lull does not hide).
+
+    Returns:
+        ``{"scale", "wall_over_cpu", "load_per_cpu"}``.
+    """
+    wall0, cpu0 = time.monotonic(), time.thread_time()
+    n = 0
+    while time.monotonic() - wall0 < sample_s:
+        n += 1
+    wall, cpu = time.monotonic() - wall0, time.thread_time() - cpu0
+    share = wall / max(cpu, 1e-3)
+    per_cpu = os.getloadavg()[0] / (os.cpu_count() or 1)
+    scale = min(MAX_LOAD_SCALE, max(1.0, share, per_cpu))
+    return {"scale": round(scale, 2), "wall_over_cpu": round(share, 2), "load_per_cpu": round(per_cpu, 2)}
+
+
 def machine_info(repo: Path) -> dict[str, Any]:
     """Platform, torch / CUDA / cuDNN versions, GPUs and the CPU load."""
     info: dict[str, Any] = {
