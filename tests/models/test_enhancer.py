@@ -146,14 +146,31 @@ def test_bad_inputs_raise_specific_errors() -> None:
 
 
 def test_gradients_flow_after_the_first_update() -> None:
+    torch.manual_seed(0)
     model = CompressionAwareEnhancer("tiny")
     clip = _clip(b=1, t=2, h=24, w=24)
-    target = clip.flip(-1)
-    loss = (model(clip, ["x265"], torch.tensor([42])) - target).abs().mean()
-    loss.backward()
-    grads = {n: p.grad for n, p in model.named_parameters()}
-    assert grads["tail.weight"].abs().sum() > 0
-    assert grads["head.weight"].abs().sum() == 0  # zero tail blocks the rest at initialisation
+    target = _clip(b=1, t=2, h=24, w=24, seed=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def grads() -> dict[str, torch.Tensor]:
+        opt.zero_grad(set_to_none=False)
+        (model(clip, ["x265"], torch.tensor([42])) - target).abs().mean().backward()
+        return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    first = grads()
+    assert first["tail.weight"].abs().sum() > 0
+    # the zero tail blocks the rest at initialisation
+    assert {n for n, g in first.items() if g.abs().sum() > 0} == {"tail.weight", "tail.bias"}
+    tail_before = model.tail.weight.detach().clone()
+    opt.step()  # the first update: the tail is no longer zero
+    assert not torch.equal(model.tail.weight, tail_before)
+    second = grads()
+    # every parameter now gets a gradient, except what this batch does not select: the unknown-QP vector (the
+    # QP is known) and the embedding rows of other codecs and picture types
+    dead = {n for n, _ in model.named_parameters()} - {n for n, g in second.items() if g.abs().sum() > 0}
+    assert dead == {"cond.qp_unknown"}
+    codec_rows = second["cond.codec.weight"].abs().sum(1)
+    assert int((codec_rows > 0).sum()) == 1
 
 
 def test_enhance_batch_uses_the_batch_conditioning() -> None:
