@@ -10,6 +10,7 @@ import torch
 import vosc
 from vosc.api import model_config
 from vosc.checkpoints.loading import CheckpointError, weights_fingerprint
+from vosc.checkpoints.official import CheckpointMismatchError
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.models.stcn import STCN
 
@@ -49,9 +50,12 @@ def test_official_stcn_is_recognised(tmp_path: Path) -> None:
     seg = vosc.load_model(tmp_path / "stcn_small.pth", model="stcn_small")
     assert isinstance(seg.model, STCN) and seg.loaded.kind == "official"
     # without a model name the file is recognised as STCN and built as the full model=stcn (which the
-    # small weights do not fit: the error is the strict STCN loader's)
-    with pytest.raises(Exception, match=r"stcn_small\.pth"):
+    # small weights do not fit: the error is the strict STCN loader's, listing the full model's ResNet-50
+    # key-encoder keys; an unrecognised file would instead ask for model=<name>)
+    with pytest.raises(CheckpointMismatchError, match=r"stcn_small\.pth: \d+ missing") as err:
         vosc.load_model(tmp_path / "stcn_small.pth")
+    assert "missing: key_encoder.net.layer1.0.conv3.weight" in str(err.value)
+    assert "model=<name>" not in str(err.value)
 
 
 def test_errors(tmp_path: Path) -> None:
