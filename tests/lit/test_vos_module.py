@@ -131,16 +131,30 @@ def test_training_step_gives_finite_loss_and_gradients_everywhere(tiny_aost: tor
 
 
 def test_alpha_weights_the_depth_losses(tiny_aost: torch.nn.Module) -> None:
+    """The returned loss is ``sum_d alpha^d L_d / sum_d alpha^d`` of the per-depth losses the step logs
+    (written out here, not through ``depth_weights``), for several alphas; ``inf`` keeps only the deepest."""
     batch = _batch(seed=3)
-    losses = {}
-    for alpha in (1.0, math.inf):
+    for alpha in (0.5, 1.0, 2.0, 4.0, math.inf):
         torch.manual_seed(5)
         mod = VOSModule(model=tiny_aost, total_steps=10, alpha=alpha, aux_weight=0.0, shuffle_ids=False)
         mod.eval()
+        logged: dict[str, float] = {}
+
+        def capture(values: dict, logged: dict[str, float] = logged, **_: object) -> None:
+            logged.update({k: float(v) for k, v in values.items()})
+
+        mod.log_dict = capture  # type: ignore[method-assign]  # the step's per-depth values, as it logs them
         with torch.no_grad():
-            losses[alpha] = float(mod.training_step(batch, 0))
-    # deepest-only differs from the uniform average over depths (the depth losses are not all equal)
-    assert losses[1.0] != pytest.approx(losses[math.inf], rel=1e-4)
+            loss = float(mod.training_step(batch, 0))
+        per_depth = [logged[f"train/loss_d{d}"] for d in (1, 2, 3)]
+        assert len({round(v, 6) for v in per_depth}) == 3, per_depth  # the depths' losses differ
+        if math.isinf(alpha):
+            want = per_depth[2]
+        else:
+            weights = [alpha**d for d in (1, 2, 3)]
+            want = sum(w * v for w, v in zip(weights, per_depth, strict=True)) / sum(weights)
+        assert loss == pytest.approx(want, rel=2e-6), (alpha, loss, per_depth)
+        assert logged["train/loss"] == pytest.approx(loss)
 
 
 def test_non_finite_loss_names_step_batch_and_sequences(tiny_aost: torch.nn.Module) -> None:
