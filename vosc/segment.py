@@ -46,6 +46,7 @@ from vosc.inference.video_io import (  # noqa: E402
     VideoInfo,
     VideoReadError,
     folder_frames,
+    frame_times,
     iter_frames,
     probe_video,
 )
@@ -237,8 +238,9 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
         frames = iter(_compressed_frames(Path(video), str(codec), q, result))
     else:
         frames = iter_frames(video)
-    writer = OverlayWriter(out / "overlay.mp4", info.fps or 25.0, info.width, info.height, alpha) if overlay \
-        else None
+    times = frame_times(video) if overlay else None  # the overlay keeps the source's timestamps (VFR too)
+    writer = OverlayWriter(out / "overlay.mp4", info.fps or 25.0, info.width, info.height, alpha,
+                           time_base=times[1] if times else None) if overlay else None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:.2f} frames/s"), TimeRemainingColumn())
     ok = False
@@ -252,7 +254,8 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
                 name = stems[r.index] if stems is not None else f"{r.index:05d}"
                 write_mask(out / "masks" / f"{name}.png", r.mask)
                 if writer is not None:
-                    writer.write(frame, r.mask)
+                    pts = times[0][r.index] if times and r.index < len(times[0]) else None
+                    writer.write(frame, r.mask, pts)
                 result.seconds_write += time.perf_counter() - t0
                 result.frames += 1
                 result.objects = list(r.object_ids)
@@ -361,7 +364,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         info: VideoInfo = probe_video(args.video)
     except VideoReadError as exc:
         raise SegmentError(str(exc)) from exc
-    masks = parse_masks(args.mask, (info.height, info.width))
+    try:
+        masks = parse_masks(args.mask, (info.height, info.width))
+    except SegmentError as exc:
+        if not info.rotation:
+            raise
+        raise SegmentError(f"{exc} (frames are read as displayed: {args.video} has display rotation "
+                           f"{info.rotation} degrees; draw masks on the displayed frame)") from exc
     if info.num_frames is not None and max(masks) >= info.num_frames:
         raise SegmentError(f"mask for frame {max(masks)}, but {args.video} has {info.num_frames} frames")
     if args.ckpt is None and args.model is None:
