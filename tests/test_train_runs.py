@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -43,10 +45,42 @@ def _cfg(root: Path, out: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def _run_and_capture(cfg: DictConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[float | None, Any, set[str]]:
+    """``train.run(cfg)``, the trainer it built (``train.build`` wrapped, not replaced) and the names of the
+    trainable network weights that the run changed."""
+    built: list[Any] = []
+    before: dict[str, torch.Tensor] = {}
+    real_build = train.build
+
+    def build(c: DictConfig) -> tuple[Any, Any, Any]:
+        built.append(real_build(c))
+        net = built[-1][1].model
+        before.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
+        return built[-1]
+
+    monkeypatch.setattr(train, "build", build)
+    result = train.run(cfg)
+    assert len(built) == 1
+    after = dict(built[0][1].model.named_parameters())
+    return result, built[0][2], {n for n, p in before.items() if not torch.equal(p, after[n].detach())}
+
+
+def _assert_trained_one_step(result: float | None, trainer: Any, changed: set[str]) -> None:
+    """A ``fast_dev_run=1``: one optimizer step that changed the weights, with a finite training loss, then
+    validation's J&F returned."""
+    metrics = trainer.callback_metrics
+    assert trainer.global_step == 1 and trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1
+    assert changed, "no trainable weight changed"
+    assert math.isfinite(float(metrics["train/loss"])) and float(metrics["train/loss"]) > 0
+    assert result is not None and 0.0 <= result <= 1.0
+    assert result == pytest.approx(float(metrics["val/J&F"]))
+
+
 @pytest.mark.parametrize("family", ["aott", "aost", "r50_aost"])
-def test_fast_dev_run_per_model_family(family: str, root: Path, tmp_path: Path) -> None:
+def test_fast_dev_run_per_model_family(family: str, root: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = _cfg(root, tmp_path, [f"model={family}", *TINY_MODEL, "trainer.fast_dev_run=1"])
-    train.run(cfg)  # raises on any failure (non-finite loss, shape errors, ...)
+    _assert_trained_one_step(*_run_and_capture(cfg, monkeypatch))  # raises on non-finite loss, shape errors
 
 
 def _metrics_csv(out: Path) -> list[dict[str, str]]:
