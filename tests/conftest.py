@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: paths to ``../shared`` (skipped with a reason where absent) and a small
-generated synthetic dataset."""
+"""Shared pytest fixtures: paths to ``../shared`` (skipped with a reason where absent; a failure in CI, where
+``CI=true`` and the folder must be there) and a small generated synthetic dataset."""
 
 from __future__ import annotations
 
@@ -26,9 +26,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VOSC_SHARED", REPO_ROOT.parent / "shared"))
 
 
+def in_ci() -> bool:
+    """``CI=true`` (or ``1``), as CI services set it: missing shared data is then an error, not a skip."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
-        pytest.skip(f"{what} not found at {path} (set VOSC_SHARED to the shared/ folder; CI always has it)")
+        reason = f"{what} not found at {path} (set VOSC_SHARED to the shared/ folder)"
+        if in_ci():
+            pytest.fail(f"CI=true and {reason}: CI runs the parity, golden-J&F and end-to-end tests",
+                        pytrace=False)
+        pytest.skip(reason)
     return path
 
 
@@ -64,6 +73,12 @@ def jf_golden() -> Path:
 def aot_parity() -> Path:
     """``shared/fixtures/aot-parity``: official AOT/AOST outputs for given weights and inputs."""
     return _need(SHARED / "fixtures" / "aot-parity", "aot-parity fixture")
+
+
+@pytest.fixture(scope="session")
+def stcn_parity() -> Path:
+    """``shared/fixtures/stcn-parity/stcn``: official STCN outputs for given weights and inputs."""
+    return _need(SHARED / "fixtures" / "stcn-parity" / "stcn", "stcn-parity fixture")
 
 
 @pytest.fixture(scope="session")

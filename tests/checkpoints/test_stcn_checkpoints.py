@@ -40,11 +40,8 @@ def official_state(model: STCN) -> OrderedDict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def stcn_fixture(shared_dir: Path) -> Path:
-    path = shared_dir / "fixtures" / "stcn-parity" / "stcn"
-    if not path.is_dir():
-        pytest.skip(f"stcn-parity fixture not found at {path}")
-    return path
+def stcn_fixture(stcn_parity: Path) -> Path:
+    return stcn_parity
 
 
 def test_key_conversion() -> None:
