@@ -24,6 +24,7 @@ from vosc.models.decoder.fpn import FPNDecoder, decoder_input
 from vosc.models.encoder.timm_backbone import TimmBackbone
 from vosc.models.propagation.attention import LocalAttention
 from vosc.models.propagation.id_bank import IDBank, one_hot_ids
+from vosc.models.propagation.init import check_lstt_init, propagation_init
 from vosc.models.propagation.memory import LayerMemory
 from vosc.models.propagation.position import PositionEmbeddingSine
 from vosc.models.propagation.s_lstt import LongShortTermTransformer
@@ -75,6 +76,9 @@ class VOSModel(VOSNetwork):
         encoder_head: MobileNetV2 / EfficientNet-Lite: tokens from the 1280-channel head (the reference);
             ``False``: from the stride-16 stage's features, the head and the dilated blocks after it are
             dropped (vosc's Lite variants: ImageNet head features match pixels across frames worse).
+        lstt_init: ``"reference"`` (Xavier, as the official code) or ``"propagation"`` (S-LSTT only: the
+            stack starts as label propagation over the encoder features, see
+            :mod:`vosc.models.propagation.init`; vosc's pretrained-encoder CPU variants).
         max_dis: Short-term window radius (7 → 15×15).
         align_corners: ``None`` → ``False`` for Swin (16×16 ID patches, 16k inputs), else ``True``.
     """
@@ -85,6 +89,7 @@ class VOSModel(VOSNetwork):
                  shared_layers: bool = False, d_model: int = 256, num_heads: int = 8, max_obj: int = 10,
                  ffn_dim: int = 1024, droppath: float = 0.1, pretrained: bool | str = False,
                  freeze_bn: bool = True, freeze_at: int = 2, max_dis: int = 7, encoder_head: bool = True,
+                 lstt_init: str = "reference",
                  align_corners: bool | None = None) -> None:
         super().__init__()
         if shared_layers and block != "slstt":
@@ -105,6 +110,8 @@ class VOSModel(VOSNetwork):
         nn.init.xavier_uniform_(self.encoder_projector.weight)
         self.lstt = LongShortTermTransformer(num_layers, block, shared_layers, d_model, num_heads, ffn_dim,
                                              droppath, max_dis)
+        if check_lstt_init(lstt_init) == "propagation":
+            propagation_init([self.lstt.block(i) for i in range(num_layers)], self.encoder_projector)
         if self.scalable:
             in_dims = [d_model * (i + 2) if self.intermediate else d_model for i in range(num_layers)]
         else:
