@@ -94,9 +94,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         sweep.model_name, sweep.dataset, len(sweep.source), [p.tag for p in sweep.ladder], sweep.depths,
         sweep.enhancer_mode, Path(str(cfg.out_dir)) / sweep.dataset)
     sweep.run()
+    baselines = builders.run_baselines(cfg.get("baselines"), sweep)
     run_config: Any = OmegaConf.to_container(cfg, resolve=False)
     wandb: Any = OmegaConf.to_container(cfg.wandb, resolve=True)
-    index = write_reports(sweep, ds, str(cfg.out_dir), cfg.anchor, wandb, run_config, time.perf_counter() - t0)
+    index = write_reports(sweep, ds, str(cfg.out_dir), cfg.anchor, wandb, run_config, time.perf_counter() - t0,
+                          baselines)
     log.info("done in %.1fs: %d sequence results computed, %d resumed; summary %s", index["wall_s"],
         sweep.computed, sweep.resumed, index["tables"].get("summary"))
     return index

@@ -76,7 +76,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory, davis_mini: Path, enhanc
     }
 
 
-def test_smoke_outputs(first_run: dict) -> None:
+def test_smoke_outputs(first_run: dict, davis_mini: Path) -> None:
     root: Path = first_run["root"]
     index = first_run["index"]
     assert "RANDOMLY INITIALISED" in first_run["log"]
@@ -111,10 +111,28 @@ def test_smoke_outputs(first_run: dict) -> None:
     raw = RDCurve.load(root / "none" / "rd_d3.json")
     assert raw.points[0].bpp == 0 and raw.points[0].psnr is None
     assert "x265 d3" in (root / "summary.md").read_text()
-    assert (root / "summary.csv").read_text().count("\n") == 1 + 5
+    assert (root / "summary.csv").read_text().count("\n") == 1 + 5 + 2  # + the two training-free baselines
+    _check_baselines(index, root, davis_mini)
     for plot in ("rd_jf.png", "rd_psnr.png"):
         assert (root / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((root / "wandb").rglob("run-*.wandb")), "W&B offline run file missing"
+
+
+def _check_baselines(index: dict, root: Path, davis_mini: Path) -> None:
+    """Every evaluation reports what no learning scores on the same frames: copy-first-mask (recomputed
+    here at the evaluated size) and label propagation with the Lite0 ImageNet features."""
+    from vosc.data.sources.davis import DavisSource
+    from vosc.evaluation.baselines import copy_first_mask_jf
+
+    base = index["baselines"]
+    assert set(base) == {"copy-first-mask", "label-prop lite0"}
+    summary = (root / "summary.md").read_text()
+    assert "copy-first-mask" in summary and "label-prop lite0" in summary and "no training" in summary
+    assert (root / "baselines.csv").read_text().count("\n") == 1 + 2
+    davis = DavisSource(davis_mini, split="val", year=2017)
+    assert base["copy-first-mask"] == pytest.approx(
+        copy_first_mask_jf(davis, max_frames=5, long_edge=256).global_["J&F-Mean"], abs=1e-12)
+    assert base["label-prop lite0"] > base["copy-first-mask"]  # 5 frames: features already track
 
 
 def test_enhancer_two_curves_and_bd(first_run: dict) -> None:

@@ -158,3 +158,20 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name}: CUDA is not available on this machine")
     return device
+
+
+def run_baselines(baselines: DictConfig | None, sweep: Any) -> list[dict[str, Any]]:
+    """The training-free baselines of ``evaluate.yaml``'s ``baselines`` node on the sweep's videos, at its
+    ``max_frames`` / ``resize_long_edge`` (``[]`` when the node is ``null`` or a video lacks ground truth)."""
+    from vosc.evaluation.baselines import MissingGroundTruthError, baseline_rows
+
+    if baselines is None:
+        return []
+    propagation = baselines.get("label_propagation")
+    try:
+        return baseline_rows(sweep.source, bool(baselines.get("copy_first_mask", True)),
+                             None if propagation is None else instantiate(propagation),
+                             sweep.max_frames, sweep.resize_long_edge)
+    except MissingGroundTruthError as exc:
+        log.warning("baselines not computed: %s", exc)
+        return []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,8 @@ def enhancer_tables(curves: dict[tuple[str, int, bool], Any]) -> tuple[list[dict
 
 
 def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, wandb: Mapping[str, Any],
-                  run_config: Mapping[str, Any], wall_s: float) -> dict[str, Any]:
+                  run_config: Mapping[str, Any], wall_s: float,
+                  baselines: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """RD JSON per curve, summary/BD/enhancer tables, plots, W&B, submissions; returns the index.
 
     Args:
@@ -190,6 +191,8 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
         wandb: ``{enabled, project, mode, name}``.
         run_config: The run's configuration, stored with the W&B run.
         wall_s: Wall seconds of the run so far.
+        baselines: Rows of :func:`vosc.evaluation.baselines.baseline_rows` (``baselines.md``, and one row
+            each at the end of ``summary.md``, codec ``none``, model ``no training``).
     """
     from vosc.evaluation.report import plot_rd, summary_rows, write_table
 
@@ -209,6 +212,11 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
     by_bpp = [p for c in ordered for p in sorted(c.points, key=lambda x: x.bpp)]  # the order of summary_rows
     for row, point in zip(tables["summary"], by_bpp, strict=True):
         row["enhance_s"] = point.extra.get("enhance_s")
+    tables["summary"] += [{"curve": b["baseline"], "codec": "none", "model": "no training",
+                           "dataset": sweep.dataset, "bpp": 0.0, "J&F": b["J&F"], "J": b["J"], "F": b["F"],
+                           "total_s": b["seconds"]} for b in baselines]
+    tables["baselines"] = [dict(b) for b in baselines]
+    index["baselines"] = {b["baseline"]: b["J&F"] for b in baselines}
     anchors = pick_anchor(anchor, ordered)
     tables.update(bd_tables(ordered, anchors))
     if tables["bd_jf"]:
