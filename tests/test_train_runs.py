@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -45,15 +46,17 @@ def _cfg(root: Path, out: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def _run_and_capture(cfg: DictConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[float | None, Any, set[str]]:
-    """``train.run(cfg)``, the trainer it built (``train.build`` wrapped, not replaced) and the names of the
-    trainable network weights that the run changed."""
+def _run_and_capture(cfg: DictConfig, monkeypatch: pytest.MonkeyPatch,
+                     callbacks: list[Any] | None = None) -> tuple[float | None, Any, set[str]]:
+    """``train.run(cfg)``, the trainer it built (``train.build`` wrapped, not replaced, ``callbacks`` added)
+    and the names of the trainable network weights that the run changed."""
     built: list[Any] = []
     before: dict[str, torch.Tensor] = {}
     real_build = train.build
 
     def build(c: DictConfig) -> tuple[Any, Any, Any]:
         built.append(real_build(c))
+        built[-1][2].callbacks.extend(callbacks or [])
         net = built[-1][1].model
         before.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
         return built[-1]
@@ -129,7 +132,7 @@ def test_resume_from_last_ckpt_continues_with_identical_losses(root: Path, short
 
 
 def test_ddp_spawn_two_processes_give_the_single_process_validation_jf(
-    root: Path, short_run: Path, tmp_path: Path
+    root: Path, short_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # validate the (EMA) weights of a short training run on the 2 validation sequences
     common = ["train=false", "callbacks=none", f"ckpt_path={short_run / 'checkpoints' / 'last.ckpt'}"]
@@ -137,12 +140,33 @@ def test_ddp_spawn_two_processes_give_the_single_process_validation_jf(
     train.run(single)
     one = {k: v for k, v in _last_val(tmp_path / "single").items()}
     ddp = _cfg(root, tmp_path / "ddp", [*common, "trainer=ddp_cpu", "trainer.devices=2"])
-    train.run(ddp)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    _, trainer, _ = _run_and_capture(ddp, monkeypatch, [_ValidatedSequences(seen)])
     two = _last_val(tmp_path / "ddp")
     keys = [f"val/J&F_d{d}" for d in (1, 2, 3)]
     assert all(k in one for k in keys), one
     assert [one[k] for k in keys] == [two[k] for k in keys]
     assert one["val/bpp"] == pytest.approx(two["val/bpp"]) and one["val/bpp"] > 0
+    # two processes really ran, each validated its own shard, and together every sequence once
+    assert trainer.world_size == 2 and type(trainer.strategy).__name__ == "DDPStrategy"
+    ranks = {f.name: f.read_text().split() for f in sorted(seen.iterdir())}
+    assert sorted(ranks) == ["rank0-of-2", "rank1-of-2"], ranks
+    assert all(ranks.values()) and not set(ranks["rank0-of-2"]) & set(ranks["rank1-of-2"]), ranks
+    assert len(ranks["rank0-of-2"]) + len(ranks["rank1-of-2"]) == 2  # the 2 validation sequences
+
+
+class _ValidatedSequences(L.Callback):
+    """Writes ``<out>/rank<r>-of-<world size>``: the sequences this process validated (ddp_spawn: in each
+    spawned worker)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                                  batch_idx: int, dataloader_idx: int = 0) -> None:
+        with open(self.out / f"rank{trainer.global_rank}-of-{trainer.world_size}", "a") as fh:
+            fh.write("".join(f"{s}\n" for s in batch.sequences))
 
 
 def _last_val(out: Path) -> dict[str, float]:
