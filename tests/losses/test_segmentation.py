@@ -16,6 +16,7 @@ from vosc.losses import (
     soft_jaccard_loss,
     top_k_ratio,
 )
+from vosc.losses.segmentation import top_k_count
 
 
 def test_top_k_schedule_goes_from_all_pixels_to_final_share_over_mining_steps() -> None:
@@ -87,3 +88,29 @@ def test_combine_depths_matches_formula_and_large_alpha_is_finite() -> None:
     assert combine_depths(losses, 2.0).item() == pytest.approx((1 + 4 + 16) / 7)
     assert combine_depths(losses, math.inf).item() == pytest.approx(4.0)
     assert math.isfinite(combine_depths(losses, 1e300).item())
+
+
+def test_top_k_schedule_is_the_official_formula() -> None:
+    """``r = min(1, step / (ratio * total + 1e-5))`` and ``k = int(share * (H*W))``, truncated (train-parity
+    fixture: 16641 pixels -> 16641, 9568 and 2496 at steps 0, 25000, 80000 of 100000)."""
+    assert top_k_ratio(25000, 100000) == 25000 / (50000 + 1e-5) * 0.15 + (1 - 25000 / (50000 + 1e-5))
+    assert top_k_ratio(50000, 100000) != 0.15  # 1e-10 short of the end, as the official schedule
+    assert top_k_ratio(80000, 100000) == 0.15
+    assert [top_k_count(top_k_ratio(s, 100000), 129 * 129) for s in (0, 25000, 80000)] == [16641, 9568, 2496]
+    # ratio * h * w rounds differently from ratio * (h * w): the count uses the product of the sides
+    ratio, h, w = 0.29, 10, 10
+    assert int(ratio * h * w) == 29 and int(ratio * (h * w)) == 28 and top_k_count(ratio, h * w) == 28
+    logits = torch.randn(1, 2, 10, 10)
+    target = torch.zeros(1, 1, 10, 10, dtype=torch.long)
+    pixel = F.cross_entropy(logits, target[:, 0], reduction="none").flatten()
+    expected = pixel.topk(28).values.mean()
+    assert torch.allclose(bootstrapped_cross_entropy(logits, target, ratio), expected.view(1))
+
+
+def test_loss_terms_are_the_parts_of_the_loss() -> None:
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 3, 9, 9), torch.randint(0, 3, (2, 1, 9, 9))
+    loss = SegmentationLoss()
+    terms = loss.terms(logits, target, 30000, 100000)
+    assert torch.equal(loss(logits, target, 30000, 100000), 0.5 * terms["ce"] + 0.5 * terms["jaccard"])
+    assert "jaccard" not in SegmentationLoss(jaccard_weight=0.0).terms(logits, target, 0, 1)

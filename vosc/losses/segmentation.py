@@ -45,8 +45,15 @@ def top_k_ratio(step: int, total_steps: int, top_k_percent: float = 0.15, hard_m
     mining_steps = hard_mining_ratio * total_steps
     if mining_steps <= 0:
         return top_k_percent
-    r = min(1.0, max(step - start, 0) / mining_steps)
+    # + 1e-5 as the official AOT trainer (a step at exactly the end of the decay is 1e-10 short of it)
+    r = min(1.0, max(step - start, 0) / (mining_steps + 1e-5))
     return r * top_k_percent + (1.0 - r)
+
+
+def top_k_count(ratio: float, num_pixels: int) -> int:
+    """Pixels the bootstrapped cross-entropy averages: ``int(ratio * num_pixels)`` (truncated, as the official
+    code), at least 1."""
+    return max(1, int(ratio * num_pixels))
 
 
 def bootstrapped_cross_entropy(logits: Tensor, target: Tensor, ratio: float = 1.0) -> Tensor:
@@ -63,7 +70,7 @@ def bootstrapped_cross_entropy(logits: Tensor, target: Tensor, ratio: float = 1.
     b, c, h, w = logits.shape
     target = target.reshape(b, h * w).long()
     pixel = F.cross_entropy(logits.float().reshape(b, c, h * w), target, reduction="none")  # (B, HW)
-    k = max(1, int(ratio * h * w))
+    k = top_k_count(ratio, h * w)  # ratio * (h*w): ``ratio * h * w`` can round to the other side of an int
     if k >= h * w:
         return pixel.mean(dim=1)
     return torch.topk(pixel, k=k, dim=1).values.mean(dim=1)
@@ -156,14 +163,23 @@ class SegmentationLoss(nn.Module):
         Returns:
             ``(B,)`` float32 loss per sample.
         """
-        ratio = top_k_ratio(
-            step, total_steps, self.top_k_percent, self.hard_mining_ratio, self.hard_mining_start
-        )
-        ce = bootstrapped_cross_entropy(logits, target, ratio)
+        terms = self.terms(logits, target, step, total_steps)
         if not self.jaccard_weight:  # CE only (STCN)
-            return self.ce_weight * ce
-        jac = soft_jaccard_loss(logits, target)
-        return self.ce_weight * ce + self.jaccard_weight * jac
+            return self.ce_weight * terms["ce"]
+        return self.ce_weight * terms["ce"] + self.jaccard_weight * terms["jaccard"]
+
+    def ratio(self, step: int, total_steps: int) -> float:
+        """Share of pixels the cross-entropy keeps at ``step`` (:func:`top_k_ratio`, this loss's schedule)."""
+        return top_k_ratio(step, total_steps, self.top_k_percent, self.hard_mining_ratio,
+                           self.hard_mining_start)
+
+    def terms(self, logits: Tensor, target: Tensor, step: int, total_steps: int) -> dict[str, Tensor]:
+        """The unweighted terms per sample: ``{"ce": (B,), "jaccard": (B,)}`` (no ``jaccard`` when its weight
+        is 0); arguments as :meth:`forward`."""
+        out = {"ce": bootstrapped_cross_entropy(logits, target, self.ratio(step, total_steps))}
+        if self.jaccard_weight:
+            out["jaccard"] = soft_jaccard_loss(logits, target)
+        return out
 
 
 def combine_depths(losses: Mapping[int, Tensor], alpha: float) -> Tensor:
