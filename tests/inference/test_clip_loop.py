@@ -115,4 +115,12 @@ def test_last_write_and_reference_decoding_follow_the_gap(tiny_aost: VOSModel) -
     prop = Propagator(tiny_aost, long_term_gap=2)
     out = run_clip(prop, frames, masks[:, 0], 2, [2, 3], teacher=masks, decode_reference=True)
     assert out.reference is not None and sorted(out.reference) == [2, 3]
-    assert prop.long_term_frames == 2  # the reference step counts: frame 1 is at step 2
+    # decoding the reference is not a step (official engine): frame 1 is 1 < gap 2 after the reference
+    assert prop.long_term_frames == 1 and prop.frame_step == 2
+    prop = Propagator(tiny_aost, long_term_gap=2)
+    ref_only = run_clip(prop, frames, masks[:, 0], 2, [2, 3], teacher=masks, decode_reference=True,
+                        write_last=True)
+    assert prop.long_term_frames == 2  # frame 2 is 2 after the reference
+    assert ref_only.raw_reference is not None
+    assert ref_only.raw_reference[3].shape[-1] == (frames.shape[-1] - 1) // 4 + 1  # decoder resolution
+    assert len(ref_only.raw_frames) == 2

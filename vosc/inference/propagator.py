@@ -23,7 +23,7 @@ have produced.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -91,7 +91,9 @@ class Propagator:
             masks: ``(B, 1, H, W)`` int64 ids or ``(B, 1 + K, H, W)`` probabilities.
             num_objects: Objects per video (``(B,)`` or int).
             depths: Optionally also decode the reference frame itself from the memory it now belongs to
-                (unmasked logits, upsampled to the input size).
+                (upsampled to the input size, masked as :meth:`step` masks; the raw logits are kept in
+                ``last_logits_4x``). This is not a step: the frame counter (long-term gap) is unchanged, as
+                in the official training engine, which decodes the reference's own LSTT output.
 
         Returns:
             ``{depth: logits (B, 1 + C, H, W)}`` when ``depths`` is given, else ``None``.
@@ -106,7 +108,10 @@ class Propagator:
         if depths is None:
             return None
         raw = model.read(self.memory, feats, self._depth_list(depths))
-        return {d: model.upsample(lg, (frames.shape[-2], frames.shape[-1])) for d, lg in raw.items()}
+        self.last_logits_4x = raw
+        size = (frames.shape[-2], frames.shape[-1])
+        return {d: model.upsample(self.mask_logits(lg) if self.mask_unused else lg, size)
+                for d, lg in raw.items()}
 
     def _depth_list(self, depths: int | Sequence[int] | None) -> list[int]:
         if depths is None:
@@ -188,10 +193,15 @@ class ClipOutput:
         reference: ``{depth: (B, 1 + C, H, W)}`` logits of frame 0 decoded from its own memory (only with
             ``decode_reference``), else ``None``.
         frames: One ``{depth: (B, 1 + C, H, W)}`` dict per propagated frame ``1..T-1``.
+        raw_reference: ``reference`` before upsampling and masking (``prop.last_logits_4x`` of frame 0:
+            ``(B, 1 + C, h_o, w_o)``, AOT: 1/4 resolution).
+        raw_frames: ``frames`` before upsampling and masking, one dict per propagated frame.
     """
 
     reference: dict[int, Tensor] | None
     frames: list[dict[int, Tensor]]
+    raw_reference: dict[int, Tensor] | None = None
+    raw_frames: list[dict[int, Tensor]] = field(default_factory=list)
 
 
 def run_clip(prop: Propagator, frames: Tensor, first_mask: Tensor, num_objects: Tensor | int,
@@ -214,8 +224,9 @@ def run_clip(prop: Propagator, frames: Tensor, first_mask: Tensor, num_objects: 
         depths: Depth(s) decoded at every step (default: the propagator's memory depth).
         teacher: ``(B, T, 1, H, W)`` masks for teacher forcing.
         feedback: Callable giving the mask written after frame ``t``.
-        decode_reference: Also step frame 0 against its own memory first (the auxiliary reference-frame
-            loss of training; the step counts as a frame for the long-term gap, as in the reference).
+        decode_reference: Also decode frame 0 from its own memory (the auxiliary reference-frame loss of
+            training); not a step: the long-term gap counts from frame 0 either way, as in the official
+            training engine.
         write_last: Write the last frame's mask too (leaves the memory ready for more frames).
 
     Returns:
@@ -228,13 +239,15 @@ def run_clip(prop: Propagator, frames: Tensor, first_mask: Tensor, num_objects: 
     if teacher is not None and teacher.shape[:2] != frames.shape[:2]:
         raise ValueError(f"run_clip: teacher masks {tuple(teacher.shape)} do not match frames "
                          f"{tuple(frames.shape)}")
-    prop.add_reference(frames[:, 0], first_mask, num_objects)
-    reference = prop.step(frames[:, 0], depths) if decode_reference else None
-    outputs = []
+    ref_depths = prop._depth_list(depths) if decode_reference else None
+    reference = prop.add_reference(frames[:, 0], first_mask, num_objects, ref_depths)
+    raw_reference = prop.last_logits_4x if decode_reference else None
+    outputs, raw = [], []
     for t in range(1, t_total):
         logits = prop.step(frames[:, t], depths)
         outputs.append(logits)
+        raw.append(prop.last_logits_4x)
         mask = feedback(t, logits) if feedback is not None else teacher[:, t]  # type: ignore[index]
         if t < t_total - 1 or write_last:
             prop.update_memory(mask)
-    return ClipOutput(reference, outputs)
+    return ClipOutput(reference, outputs, raw_reference, raw)
