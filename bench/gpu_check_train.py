@@ -403,9 +403,9 @@ def _fork_ddp(work: Path, tiny: bool, steps: int) -> dict[str, Any]:
 
     out = work / "ddp.json"
     out.unlink(missing_ok=True)
-    run_ddp(
-        work, tiny, "cpu", 2, 1, steps, out, DDPStrategy(start_method="fork", process_group_backend="gloo")
-    )
+    # find_unused_parameters: the ID bank gets no gradient once the memory comes from predictions
+    strategy = DDPStrategy(start_method="fork", process_group_backend="gloo", find_unused_parameters=True)
+    run_ddp(work, tiny, "cpu", 2, 1, steps, out, strategy)
     if not out.is_file():
         raise RuntimeError(f"the ddp_fork run wrote no result to {out}")
     return json.loads(out.read_text()) | {"launch": "fork"}
@@ -486,7 +486,7 @@ def ddp_worker(args: argparse.Namespace) -> int:
         args.num_nodes,
         args.steps,
         args.out,
-        DDPStrategy(process_group_backend=backend),
+        DDPStrategy(process_group_backend=backend, find_unused_parameters=True),
     )
     return 0
 

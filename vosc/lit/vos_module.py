@@ -1,17 +1,13 @@
 """Lightning module of VOS training: sequential clip training with scalable supervision, validation J&F.
 
-Training step over a clip ``(B, T, 3, H, W)`` (frame 0 = reference):
-
-1. Identities are shuffled per sample (background kept): object ``k`` is fed to the network as
-   ``perm[k]``; predicted logits are mapped back, and identities above the sample's object count are
-   masked out.
-2. ``Propagator.add_reference(frame 0, gt 0)``; the reference frame is also predicted from its own memory
-   for the auxiliary loss, weighted ``aux_weight * max(0, 1 - step / (aux_ratio * total_steps))``.
-3. For ``t = 1..T-1``: one S-LSTT pass to the deepest supervised depth, the decoder per depth, loss per
-   depth; memory is updated with the ground truth before ``seq_switch_ratio * total_steps`` and with the
-   detached full-depth prediction afterwards (when the ID bank also stops training).
-4. ``loss = sum_d alpha^d L_d / sum_d alpha^d + aux``; a non-finite loss raises
-   :class:`NonFiniteLossError` naming the step, batch and sequences.
+Training step over a clip ``(B, T, 3, H, W)`` (frame 0 = reference): :meth:`VOSModule.training_loss`, i.e.
+:func:`vosc.lit.training_loss.clip_training_loss` (identity shuffling, the clip loop, the per-frame loss
+``sum_d alpha^d L_d / sum_d alpha^d``, ``loss = aux_w * aux + pred``); the auxiliary weight is
+``aux_weight * max(A - step, 0) / A`` with ``A = aux_ratio * total_steps + 1e-5``; the memory comes from
+the ground truth before ``seq_switch_ratio * total_steps`` and from detached full-depth predictions (with
+detached identity embeddings) afterwards. ``python -m vosc.checkpoints verify-train`` checks this
+computation against the official engine. A non-finite loss raises :class:`NonFiniteLossError` naming the
+step, batch and sequences.
 
 Validation runs every clip separately at each depth (memory from that depth's own predictions, as in
 inference) and reports DAVIS J&F per depth (``val/J&F_d{d}``; ``val/J&F`` = deepest) and ``val/bpp``.
@@ -39,73 +35,28 @@ from torch import Tensor, nn
 
 from vosc.config import ConfigError
 from vosc.inference.propagator import Propagator, run_clip
-from vosc.losses.segmentation import SegmentationLoss, combine_depths
+from vosc.lit.training_loss import (
+    NEG_INF,
+    ClipLoss,
+    apply_permutation,
+    clip_training_loss,
+    shuffle_permutation,
+    unshuffle_logits,
+)
+from vosc.losses.segmentation import SegmentationLoss
 from vosc.models.base import VOSNetwork
 from vosc.types import VOSBatch
 from vosc.utils.optim import DEFAULT_NO_DECAY_KEYS, WarmupPolyLR, param_groups
 
 log = logging.getLogger(__name__)
 
-NEG_INF = -1e4  # safe in fp16/bf16 and float32
 MAX_MASK_ID = 255  # the most objects a uint8 id mask holds
+__all__ = ["NEG_INF", "NonFiniteLossError", "VOSModule", "apply_permutation", "shuffle_permutation",
+           "unshuffle_logits"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names step, batch and sequences."""
-
-
-def shuffle_permutation(num_ids: int, batch: int, generator: torch.Generator | None = None) -> Tensor:
-    """Per-sample random permutations of identities ``1..num_ids-1`` with background fixed.
-
-    Args:
-        num_ids: Number of identity slots including background (``max_obj + 1``).
-        batch: ``B``.
-        generator: Optional RNG.
-
-    Returns:
-        ``(B, num_ids)`` int64, ``perm[:, 0] == 0``.
-    """
-    rand = torch.rand(batch, num_ids - 1, generator=generator)
-    perm = rand.argsort(dim=1) + 1
-    return torch.cat([torch.zeros(batch, 1, dtype=torch.long), perm], dim=1)
-
-
-def apply_permutation(masks: Tensor, perm: Tensor) -> Tensor:
-    """Relabel id masks: ``out = perm[b, masks]``.
-
-    Args:
-        masks: ``(B, ...)`` int64 ids.
-        perm: ``(B, N)`` permutations.
-
-    Returns:
-        Same shape as ``masks``.
-    """
-    b = masks.shape[0]
-    flat = masks.reshape(b, -1)
-    return torch.gather(perm, 1, flat).reshape(masks.shape)
-
-
-def unshuffle_logits(logits: Tensor, perm: Tensor, num_objects: Tensor) -> Tensor:
-    """Map logits from shuffled to original identities and mask unused identities.
-
-    Args:
-        logits: ``(B, N, H, W)`` in the shuffled identity space.
-        perm: ``(B, N)`` permutation used for the inputs (original ``k`` -> shuffled ``perm[k]``).
-        num_objects: ``(B,)`` objects per sample.
-
-    Returns:
-        ``(B, N, H, W)`` float32 logits in the original identity space, ids ``> num_objects`` at ``-1e4``.
-    """
-    b, n, h, w = logits.shape
-    if perm.shape[1] > n:  # a family without identity slots (STCN: 1 + K channels); perm is the identity
-        perm = perm[:, :n]
-        if bool((perm >= n).any()):
-            raise ValueError(f"identity permutation over {n} logit channels maps outside them (shuffle_ids "
-                             "needs a family with identity slots)")
-    idx = perm.to(logits.device).view(b, n, 1, 1).expand(b, n, h, w)
-    out = torch.gather(logits.float(), 1, idx)
-    unused = torch.arange(n, device=logits.device).view(1, n) > num_objects.view(b, 1)
-    return out.masked_fill(unused.view(b, n, 1, 1), NEG_INF)
 
 
 class VOSModule(L.LightningModule):
@@ -368,57 +319,51 @@ class VOSModule(L.LightningModule):
         return Propagator(self.model, long_term_gap=gap, mask_unused=False)
 
     def aux_weight_at(self, step: int) -> float:
-        """Weight of the reference-frame auxiliary loss at ``step``."""
+        """Weight of the reference-frame auxiliary loss at ``step``: ``w * max(A - step, 0) / A`` with
+        ``A = aux_ratio * total_steps + 1e-5`` (the official formula)."""
         hp = self.hparams
-        span = hp.aux_ratio * self.total_steps
-        if hp.aux_weight <= 0 or span <= 0:
+        span = hp.aux_ratio * self.total_steps + 1e-5
+        if hp.aux_weight <= 0 or hp.aux_ratio * self.total_steps <= 0:
             return 0.0
-        return float(hp.aux_weight) * max(0.0, 1.0 - step / span)
+        return float(hp.aux_weight) * max(span - step, 0.0) / span
 
-    def _frame_losses(self, logits: dict[int, Tensor], target: Tensor, perm: Tensor,
-                      n_obj: Tensor) -> dict[int, Tensor]:
-        """Loss per depth (mean over the batch) of one frame's shuffled logits ``{depth: (B, N, H, W)}``."""
-        step, total = self.global_step, self.total_steps
-        return {d: self.loss_fn(unshuffle_logits(logits[d], perm, n_obj), target, step, total).mean()
-                for d in self.depths}
+    def training_loss(self, batch: VOSBatch, step: int, perm: Tensor | None = None) -> ClipLoss:
+        """The training computation of ``batch`` at optimisation step ``step`` (what :meth:`training_step`
+        back-propagates; :mod:`vosc.lit.training_loss`).
+
+        Args:
+            batch: Clips; ``frames`` ``(B, T, 3, H, W)``, ``masks`` ``(B, T, 1, H, W)``.
+            step: Step of the schedules (top-k, auxiliary weight, memory source).
+            perm: ``(B, N)`` identity permutation; ``None`` draws one (``shuffle_ids``) or uses the identity.
+
+        Returns:
+            :class:`~vosc.lit.training_loss.ClipLoss`.
+        """
+        frames, masks = self.enhance(batch), batch.masks
+        b = frames.shape[0]
+        if perm is None:
+            perm = shuffle_permutation(self.num_ids, b) if self.shuffle_ids else (
+                torch.arange(self.num_ids).expand(b, -1).clone()
+            )
+        return clip_training_loss(
+            self.model, self.loss_fn, frames, masks, batch.num_objects, perm, step=step,
+            total_steps=self.total_steps, depths=self.depths, alpha=self.alpha,
+            aux_weight=self.aux_weight_at(step), memory_from_pred=step >= self.switch_step,
+            long_term_gap=int(self.hparams.train_long_term_gap),
+            memory_feedback=str(self.hparams.memory_feedback))
 
     def training_step(self, batch: VOSBatch, batch_idx: int) -> Tensor:
         """Sequential training over the clip; returns the scalable-supervision loss."""
-        frames, masks, n_obj = self.enhance(batch), batch.masks, batch.num_objects
-        b, t = frames.shape[:2]
-        perm = shuffle_permutation(self.num_ids, b) if self.shuffle_ids else (
-            torch.arange(self.num_ids).expand(b, -1).clone()
-        )
-        perm = perm.to(masks.device)
-        fed = apply_permutation(masks, perm)  # (B, T, 1, H, W) identities as the network sees them
-        use_pred = self.global_step >= self.switch_step
-        aux_w = self.aux_weight_at(self.global_step)
-
-        def from_prediction(t: int, logits: dict[int, Tensor]) -> Tensor:
-            if (
-                self.hparams.memory_feedback == "soft"
-            ):  # probabilities as the network sees them, with gradient
-                return torch.softmax(logits[self.depths[-1]], dim=1)
-            deepest = unshuffle_logits(logits[self.depths[-1]], perm, n_obj)
-            return apply_permutation(deepest.detach().argmax(dim=1, keepdim=True), perm)
-
-        prop = self._propagator(self.hparams.train_long_term_gap)
-        clip = run_clip(prop, frames, fed[:, 0], n_obj, self.depths, teacher=fed,
-                        feedback=from_prediction if use_pred else None, decode_reference=aux_w > 0)
-        aux = frames.new_zeros(())
-        if clip.reference is not None:
-            aux = combine_depths(self._frame_losses(clip.reference, masks[:, 0], perm, n_obj), self.alpha)
-        per_depth: dict[int, list[Tensor]] = {d: [] for d in self.depths}
-        for i, logits in enumerate(clip.frames, start=1):
-            for d, v in self._frame_losses(logits, masks[:, i], perm, n_obj).items():
-                per_depth[d].append(v)
-        depth_loss = {d: torch.stack(v).mean() for d, v in per_depth.items()}
-        loss = combine_depths(depth_loss, self.alpha) + aux_w * aux
+        out = self.training_loss(batch, self.global_step)
+        loss, aux = out.loss, out.aux_loss
+        depth_loss = {d: out.depth_loss[1:, i].mean() for i, d in enumerate(out.depths)}
         self._check_finite(loss, depth_loss, aux, batch, batch_idx)
         logs: dict[str, Tensor | float] = {f"train/loss_d{d}": v.detach() for d, v in depth_loss.items()}
-        logs.update({"train/loss": loss.detach(), "train/aux_loss": aux.detach(), "train/aux_weight": aux_w})
-        logs["train/memory_from_pred"] = float(use_pred)
+        logs.update({"train/loss": loss.detach(), "train/aux_loss": aux.detach(),
+                     "train/aux_weight": out.aux_weight})
+        logs["train/memory_from_pred"] = float(out.memory_from_pred)
         logs["train/bpp"] = batch.bpp.float().mean()
+        b = batch.frames.shape[0]
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=b, prog_bar=False)
         self.log("loss", loss.detach(), on_step=True, prog_bar=True, logger=False, batch_size=b)
         return loss

@@ -167,6 +167,10 @@ class VOSNetwork(nn.Module, ABC):
     max_objects: int | None = None
     num_depths: int = 1
     align_corners: bool = False
+    #: Identity embeddings enter the memory detached (no gradient to the identity encoder): set by the
+    #: training step while the memory comes from predictions (the official ``freeze_id``); families
+    #: without identity embeddings ignore it.
+    detach_ids: bool = False
 
     @property
     def input_multiple(self) -> int:

@@ -153,8 +153,9 @@ class VOSModel(VOSNetwork):
 
     def id_embedding(self, masks: Tensor) -> Tensor:
         """Identity tokens ``(B, h*w, d_model)`` of ``(B, 1, H, W)`` ids or ``(B, 11, H, W)``
-        probabilities."""
-        return self.id_bank(one_hot_ids(masks, self.max_obj + 1))
+        probabilities; detached when :attr:`detach_ids` is set."""
+        emb = self.id_bank(one_hot_ids(masks, self.max_obj + 1))
+        return emb.detach() if self.detach_ids else emb
 
     def position(self, size_2d: tuple[int, int], device: torch.device) -> Tensor:
         """Position encoding ``(1, h*w, d_model)`` (cached per size and device)."""
