@@ -76,6 +76,12 @@ def aot_parity() -> Path:
 
 
 @pytest.fixture(scope="session")
+def train_parity() -> Path:
+    """``shared/fixtures/train-parity``: official AOT/AOST training steps (losses and gradients)."""
+    return _need(SHARED / "fixtures" / "train-parity", "train-parity fixture")
+
+
+@pytest.fixture(scope="session")
 def stcn_parity() -> Path:
     """``shared/fixtures/stcn-parity/stcn``: official STCN outputs for given weights and inputs."""
     return _need(SHARED / "fixtures" / "stcn-parity" / "stcn", "stcn-parity fixture")
