@@ -92,8 +92,10 @@ def build_module(expected: dict[str, Any], meta: dict[str, Any], checkpoint: Pat
     alpha = weights[1] / weights[0] if len(weights) > 1 else 2.0
     loss = SegmentationLoss(top_k_percent=float(cfg.get("TRAIN_TOP_K_PERCENT_PIXELS", 0.15)),
                             hard_mining_ratio=float(cfg.get("TRAIN_HARD_MINING_RATIO", 0.5)))
+    # AOT (one decoded depth): the fixture may number it 1; vosc trains an LSTT model at its full depth
+    depths = [int(d) for d in expected["depths"]] if model.scalable else None
     module = VOSModule(
-        model=model, loss=loss, alpha=alpha, depths=[int(d) for d in expected["depths"]],
+        model=model, loss=loss, alpha=alpha, depths=depths,
         total_steps=int(cfg.get("TRAIN_TOTAL_STEPS", 100000)),
         seq_switch_ratio=float(cfg.get("TRAIN_SEQ_TRAINING_START_RATIO", 0.5)),
         aux_weight=float(cfg.get("TRAIN_AUX_LOSS_WEIGHT", 1.0)),
