@@ -5,6 +5,14 @@ Inputs are random frames with two moving square objects (no data loading, no cod
 the model's cost. Runs on CPU, and on CUDA when available (``--device auto``).
 
     python bench/train_speed.py --model aost --batch 2 --frames 5 --size 465 --steps 5 --json out.json
+
+``--fixture DIR`` times instead the step of a train-parity fixture (``shared/fixtures/train-parity/aost``:
+the official checkpoint, batch, identity permutation and step that ``verify-train`` checks) on CPU, per
+depth setting (``--depth-settings``, default each single depth and scalable supervision over all), and
+lists the official engine's forward+backward time that the fixture's ``meta.json`` recorded. That time
+comes from the fixture generator's machine and thread count: it is context, not a ratio. The official
+code is not installed here; to measure the ratio, time the official engine's step (``networks/engines``
+``forward`` + ``backward`` + its optimiser step) on the same batch in the same process and thread count.
 """
 
 from __future__ import annotations
@@ -87,10 +95,49 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
     }
 
 
+def run_fixture(args: argparse.Namespace) -> dict[str, object]:
+    """Time vosc's training step (forward, backward, clipping, AdamW) on a train-parity fixture, CPU."""
+    from vosc.checkpoints.train_parity import _load, build_module, fixture_batch
+
+    fdir = Path(args.fixture)
+    expected, meta = _load(fdir / "expected.pt"), _load(fdir / "meta.json")
+    module = build_module(expected, meta, fdir / "checkpoint.pth")
+    batch, perm = fixture_batch(_load(fdir / "batch.pt"))
+    step = int(expected["cases"][args.case]["step"])
+    opt = torch.optim.AdamW(param_groups(module.model, 0.07), lr=2e-4)
+    settings = args.depth_settings or [[d] for d in module.depths] + [list(module.depths)]
+    per_setting: dict[str, dict[str, object]] = {}
+    out: dict[str, object] = {"fixture": str(fdir), "case": args.case, "step": step,
+                              "per_depth_setting": per_setting}
+    for depths in settings:
+        module.depths = sorted(depths)
+        times = []
+        for i in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            module.training_loss(batch, step, perm).loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
+            opt.step()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t0)
+        key = ",".join(str(d) for d in module.depths)
+        median = sorted(times)[len(times) // 2]
+        per_setting[key] = {"median_s": median, "times_s": times}
+        log.info("depths %s: median %.3f s per step", key, median)
+    out["official_forward_backward_s_from_meta"] = {
+        "cases_s": meta.get("timings", {}).get("cases_s"),
+        "threads": meta.get("environment", {}).get("torch_threads"),
+        "note": "seconds per case recorded by the fixture generator (official engine, scalable supervision, "
+                "with its read-only taps, no optimiser step) on its machine: context, not comparable",
+    }
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run on the requested devices, print and optionally write JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="aost", help="variant (conf/model/<name>.yaml) for vosc.models.variants.build_model")
+    p.add_argument("--model", default="aost",
+                   help="variant (conf/model/<name>.yaml) for vosc.models.variants.build_model")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--frames", type=int, default=5)
     p.add_argument("--size", type=int, default=465, help="square crop size")
@@ -101,10 +148,22 @@ def main(argv: list[str] | None = None) -> None:
                    help="auto: CPU, plus CUDA when available")
     p.add_argument("--precision", choices=("32", "16", "bf16"), default="16", help="CUDA autocast precision")
     p.add_argument("--json", type=Path, default=None, help="write results here")
+    p.add_argument("--fixture", type=Path, default=None, help="a train-parity fixture folder (CPU timing)")
+    p.add_argument("--case", default="step25000", help="--fixture: the case whose step is timed")
+    p.add_argument("--depth-settings", type=lambda s: [int(x) for x in s.split(",")], nargs="*", default=None,
+                   help="--fixture: supervised depth sets, e.g. 1 2 3 1,2,3 (default: each depth and all)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.fixture is not None:
+        res = run_fixture(args)
+        res["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                          "threads": torch.get_num_threads()}
+        print(json.dumps(res, indent=2))
+        if args.json:
+            atomic_write_json(args.json, res, indent=2, trailing_newline=False)
+        return
     devices = [torch.device("cpu")] if args.device in ("auto", "cpu") else []
     if args.device in ("auto", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
