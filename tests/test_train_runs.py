@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, open_dict
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train
+from train_steps import assert_trained_one_step, run_and_capture
 
 TINY_MODEL = ["model.d_model=32", "model.ffn_dim=64", "model.num_heads=2", "model.droppath=0.0"]
 
@@ -46,44 +46,11 @@ def _cfg(root: Path, out: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def _run_and_capture(cfg: DictConfig, monkeypatch: pytest.MonkeyPatch,
-                     callbacks: list[Any] | None = None) -> tuple[float | None, Any, set[str]]:
-    """``train.run(cfg)``, the trainer it built (``train.build`` wrapped, not replaced, ``callbacks`` added)
-    and the names of the trainable network weights that the run changed."""
-    built: list[Any] = []
-    before: dict[str, torch.Tensor] = {}
-    real_build = train.build
-
-    def build(c: DictConfig) -> tuple[Any, Any, Any]:
-        built.append(real_build(c))
-        built[-1][2].callbacks.extend(callbacks or [])
-        net = built[-1][1].model
-        before.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
-        return built[-1]
-
-    monkeypatch.setattr(train, "build", build)
-    result = train.run(cfg)
-    assert len(built) == 1
-    after = dict(built[0][1].model.named_parameters())
-    return result, built[0][2], {n for n, p in before.items() if not torch.equal(p, after[n].detach())}
-
-
-def _assert_trained_one_step(result: float | None, trainer: Any, changed: set[str]) -> None:
-    """A ``fast_dev_run=1``: one optimizer step that changed the weights, with a finite training loss, then
-    validation's J&F returned."""
-    metrics = trainer.callback_metrics
-    assert trainer.global_step == 1 and trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1
-    assert changed, "no trainable weight changed"
-    assert math.isfinite(float(metrics["train/loss"])) and float(metrics["train/loss"]) > 0
-    assert result is not None and 0.0 <= result <= 1.0
-    assert result == pytest.approx(float(metrics["val/J&F"]))
-
-
 @pytest.mark.parametrize("family", ["aott", "aost", "r50_aost"])
 def test_fast_dev_run_per_model_family(family: str, root: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = _cfg(root, tmp_path, [f"model={family}", *TINY_MODEL, "trainer.fast_dev_run=1"])
-    _assert_trained_one_step(*_run_and_capture(cfg, monkeypatch))  # raises on non-finite loss, shape errors
+    assert_trained_one_step(*run_and_capture(cfg, monkeypatch))  # raises on non-finite loss, shape errors
 
 
 def _metrics_csv(out: Path) -> list[dict[str, str]]:
@@ -142,7 +109,7 @@ def test_ddp_spawn_two_processes_give_the_single_process_validation_jf(
     ddp = _cfg(root, tmp_path / "ddp", [*common, "trainer=ddp_cpu", "trainer.devices=2"])
     seen = tmp_path / "seen"
     seen.mkdir()
-    _, trainer, _ = _run_and_capture(ddp, monkeypatch, [_ValidatedSequences(seen)])
+    _, trainer, _ = run_and_capture(ddp, monkeypatch, [_ValidatedSequences(seen)])
     two = _last_val(tmp_path / "ddp")
     keys = [f"val/J&F_d{d}" for d in (1, 2, 3)]
     assert all(k in one for k in keys), one

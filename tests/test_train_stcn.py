@@ -7,7 +7,6 @@ import csv
 import math
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ from omegaconf import DictConfig, open_dict
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train
+from train_steps import assert_trained_one_step, run_and_capture
 from vosc.losses.segmentation import top_k_ratio
 from vosc.utils.optim import warmup_poly_lr
 
@@ -39,37 +39,6 @@ def _cfg(out: Path, overrides: list[str]) -> DictConfig:
         cfg.paths.output_dir = str(out / "run")
         del cfg["hydra"]
     return cfg
-
-
-def _run_and_capture(cfg: DictConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[float | None, Any, set[str]]:
-    """``train.run(cfg)``, the trainer it built (``train.build`` wrapped, not replaced) and the names of the
-    trainable network weights that the run changed."""
-    built: list[Any] = []
-    before: dict[str, torch.Tensor] = {}
-    real_build = train.build
-
-    def build(c: DictConfig) -> tuple[Any, Any, Any]:
-        built.append(real_build(c))
-        net = built[-1][1].model
-        before.update({n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad})
-        return built[-1]
-
-    monkeypatch.setattr(train, "build", build)
-    result = train.run(cfg)
-    assert len(built) == 1
-    after = dict(built[0][1].model.named_parameters())
-    return result, built[0][2], {n for n, p in before.items() if not torch.equal(p, after[n].detach())}
-
-
-def _assert_trained_one_step(result: float | None, trainer: Any, changed: set[str]) -> None:
-    """A ``fast_dev_run=1``: one optimizer step that changed the weights, with a finite training loss, then
-    validation's J&F returned."""
-    metrics = trainer.callback_metrics
-    assert trainer.global_step == 1 and trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1
-    assert changed, "no trainable weight changed"
-    assert math.isfinite(float(metrics["train/loss"])) and float(metrics["train/loss"]) > 0
-    assert result is not None and 0.0 <= result <= 1.0
-    assert result == pytest.approx(float(metrics["val/J&F"]))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -114,7 +83,7 @@ def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_r
 def test_fast_dev_run_of_each_stcn_experiment(experiment: str, synthetic_roots: list[str], tmp_path: Path,
                                               one_torch_thread: None, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = _cfg(tmp_path, [f"experiment={experiment}", *SMALL, "trainer.fast_dev_run=1", *synthetic_roots])
-    _assert_trained_one_step(*_run_and_capture(cfg, monkeypatch))  # raises on non-finite loss, shape errors
+    assert_trained_one_step(*run_and_capture(cfg, monkeypatch))  # raises on non-finite loss, shape errors
 
 
 def test_stcn_cpu_recipe_and_its_fast_dev_run(synthetic_roots: list[str], tmp_path: Path,

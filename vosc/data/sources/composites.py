@@ -29,6 +29,7 @@ from vosc.data.palette import write_frame, write_mask
 from vosc.data.sources.base import OnError
 from vosc.data.sources.davis import DavisSource
 from vosc.data.sources.static_images import StaticImageSource
+from vosc.data.sources.synthetic import composite
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,7 @@ def _paste_one(canvas: np.ndarray, ids: np.ndarray, frame: np.ndarray, obj: np.n
     h, w = sil.shape
     y = int(rng.integers(-h // 4, max(1 - h // 4, ch - 3 * h // 4)))
     x = int(rng.integers(-w // 4, max(1 - w // 4, cw - 3 * w // 4)))
-    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, ch), min(x + w, cw)
-    if y1 <= y0 or x1 <= x0:
-        return
-    part = sil[y0 - y:y1 - y, x0 - x:x1 - x]
-    canvas[y0:y1, x0:x1][part] = crop[y0 - y:y1 - y, x0 - x:x1 - x][part]
-    ids[y0:y1, x0:x1][part] = new_id
+    composite(canvas, ids, np.ascontiguousarray(crop), np.ascontiguousarray(sil), x, y, new_id)
 
 
 def _objects(src: DavisSource) -> list[tuple[np.ndarray, np.ndarray]]:

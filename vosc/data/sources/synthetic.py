@@ -163,8 +163,15 @@ def _paste(
     span = np.maximum(hi - lo, 1e-6)
     raw = sp.pos - lo + sp.vel * t * step
     pos = lo + span - np.abs(np.mod(raw, 2 * span) - span)  # triangle wave = bouncing
-    x0, y0 = int(np.rint(pos[0] - sw / 2)), int(np.rint(pos[1] - sh / 2))
-    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + sw, W), min(y0 + sh, H)
+    composite(frame, mask, rgb, alpha, int(np.rint(pos[0] - sw / 2)), int(np.rint(pos[1] - sh / 2)), oid)
+
+
+def composite(frame: np.ndarray, mask: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x0: int, y0: int,
+              oid: int) -> None:
+    """Paste the ``alpha`` pixels of ``rgb`` ``(h, w, 3)`` with their top-left corner at ``(x0, y0)`` onto
+    ``frame`` ``(H, W, 3)`` and id ``oid`` onto ``mask`` ``(H, W)``, in place, clipped to the frame."""
+    h, w = alpha.shape
+    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + w, frame.shape[1]), min(y0 + h, frame.shape[0])
     if fx1 <= fx0 or fy1 <= fy0:
         return
     sub_a = alpha[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
