@@ -69,17 +69,17 @@ def test_bands_of_tile_rows(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("m,bound", [(4, 1e-4), (6, 2e-4)])
 def test_float32_error_close_to_the_direct_form(m: int, bound: float, one_torch_thread: None) -> None:
-    """512 channels, unit-variance input, default init: max abs error vs float64 within a few times the
-    direct convolution's (measured ≈ 3× for m = 4, 5× for m = 6)."""
+    """512 channels, unit-variance input, default init: max abs error vs float64 within ``bound``. The direct
+    float32 convolution's own error depends on the CPU's kernels (AMD EPYC AVX2: 9e-6, so Winograd was ≈ 3× /
+    5× it for m = 4 / 6; Intel Xeon AVX-512: 7e-7), so the bound is absolute, not a multiple of it; the
+    transforms themselves are exact (float64 tests above)."""
     torch.manual_seed(0)
     conv = nn.Conv2d(512, 256, 3, padding=1)
     x = torch.randn(1, 512, 24, 40)
     ref = F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)  # type: ignore[union-attr]
-    direct = (conv(x).detach().double() - ref).abs().max().item()
     y = winograd_conv3x3(x, winograd_weights(conv.weight, m), conv.bias, m)
     fast = (y.double() - ref).abs().max().item()
     assert fast < bound
-    assert fast < 10 * direct
 
 
 def test_module_runs_winograd_only_at_inference() -> None:
