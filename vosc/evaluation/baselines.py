@@ -51,10 +51,15 @@ def copy_first_mask(gts: np.ndarray) -> np.ndarray:
 
 
 def _downscale_masks(masks: np.ndarray, long_edge: int) -> np.ndarray:
-    from vosc.evaluation.sweep import _downscale
+    """``(T, H, W)`` ids resized (nearest) to the size ``evaluate.py resize_long_edge=`` gives."""
+    import cv2
 
-    frames = np.zeros((*masks.shape, 3), np.uint8)
-    return _downscale(frames, masks, long_edge)[1]
+    from vosc.evaluation.sweep import downscaled_size
+
+    size = downscaled_size((int(masks.shape[1]), int(masks.shape[2])), long_edge)
+    if size is None:
+        return masks
+    return np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in masks])
 
 
 def _ground_truth(video: VideoRecord, max_frames: int | None) -> np.ndarray:

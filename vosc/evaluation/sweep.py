@@ -157,14 +157,21 @@ def _downscale(frames: np.ndarray, masks: np.ndarray, long_edge: int) -> tuple[n
     <= ``long_edge``."""
     import cv2
 
-    h, w = frames.shape[1:3]
-    scale = long_edge / max(h, w)
-    if scale >= 1.0:
+    size = downscaled_size(frames.shape[1:3], long_edge)
+    if size is None:
         return frames, masks
-    size = (max(2, round(w * scale)), max(2, round(h * scale)))  # cv2: (W, H)
     small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
     small_masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in masks])
     return small, small_masks
+
+
+def downscaled_size(hw: tuple[int, int], long_edge: int) -> tuple[int, int] | None:
+    """cv2 ``(W, H)`` of a frame of ``hw`` at a long edge of ``long_edge`` (``None``: no change)."""
+    h, w = hw
+    scale = long_edge / max(h, w)
+    if scale >= 1.0:
+        return None
+    return max(2, round(w * scale)), max(2, round(h * scale))
 
 
 def _frame_psnr(reference: np.ndarray, distorted: np.ndarray) -> list[float]:
