@@ -116,3 +116,18 @@ def test_a_percent_d_frame_folder_is_segmented_in_numeric_order_under_each_frame
     api = [r.mask for r in seg.run(vosc.iter_frames(plain), parse_masks([mask], (H, W)))]
     assert all(np.array_equal(a, read_mask(outs[padded] / "masks" / f"{t:05d}.png", (H, W)))
                for t, a in enumerate(api))
+
+
+def test_progress_lines_when_stdout_is_not_a_terminal(video: Path, tmp_path: Path, one_torch_thread: None,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """pytest captures stdout (not a terminal): a line every --log-every frames instead of the Rich bar."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="vosc.segment"):
+        assert main([str(video), "--mask", str(video.parent / video.stem / "masks"), "--model", "aost_tiny",
+                     "--out", str(tmp_path / "o"), "--device", "cpu", "--no-overlay", "--log-every", "5"]) == 0
+    lines = [r.getMessage() for r in caplog.records if ": frame " in r.getMessage()]
+    assert [ln.split(" · ")[0] for ln in lines] == [f"{video.name}: frame {n}/{FRAMES}" for n in (5, 10, 15)]
+    assert all(" frames/s · elapsed " in ln and " · ETA " in ln for ln in lines)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([str(video), "--log-every", "x"])

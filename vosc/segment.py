@@ -201,7 +201,7 @@ def _timed(frames: Iterator[np.ndarray], result: SegmentResult) -> Iterator[np.n
 
 def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray], out: str | Path, *,
                   codec: str | None = None, q: int | None = None, overlay: bool = True, alpha: float = 0.5,
-                  progress: bool = True, overwrite: bool = False) -> SegmentResult:
+                  progress: bool = True, overwrite: bool = False, log_every: int = 50) -> SegmentResult:
     """Segment one video with a :class:`~vosc.inference.segmenter.VideoSegmenter` and write the outputs.
 
     Args:
@@ -214,8 +214,10 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
         q: Codec quality parameter.
         overlay: Write ``overlay.mp4``.
         alpha: Opacity of the overlay colours.
-        progress: Show a Rich progress bar.
+        progress: Show progress: a Rich bar on a terminal; when stdout is not a terminal (a log file), an
+            INFO line every ``log_every`` frames (frames done / total, frames/s, elapsed, ETA).
         overwrite: Remove an earlier run's outputs in ``out`` first (:func:`prepare_out`).
+        log_every: Frames between two progress lines when stdout is not a terminal.
 
     Returns:
         Counts and timings (the caller adds them to ``result.json``).
@@ -224,6 +226,8 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
         SegmentError: ``out`` holds an earlier run's outputs (and not ``overwrite``) or other files.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vosc.lit.progress import stdout_is_terminal
 
     info = probe_video(video)
     out = Path(out)
@@ -244,8 +248,9 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:.2f} frames/s"), TimeRemainingColumn())
     ok = False
+    lines = progress and not stdout_is_terminal()
     try:
-        with Progress(*columns, disable=not progress, transient=False) as bar:
+        with Progress(*columns, disable=not progress or lines, transient=False) as bar:
             task = bar.add_task(Path(video).name, total=info.num_frames, fps=0.0)
             seg_start = time.perf_counter()
             source = _timed(frames, result)
@@ -259,7 +264,11 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
                 result.seconds_write += time.perf_counter() - t0
                 result.frames += 1
                 result.objects = list(r.object_ids)
-                bar.update(task, advance=1, fps=result.frames / (time.perf_counter() - seg_start))
+                fps = result.frames / (time.perf_counter() - seg_start)
+                bar.update(task, advance=1, fps=fps)
+                if lines and result.frames % max(log_every, 1) == 0:
+                    _log_progress(Path(video).name, result.frames, info.num_frames, fps,
+                                  time.perf_counter() - start)
         ok = True
     finally:
         if writer is not None:
@@ -267,6 +276,15 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
     result.seconds_total = time.perf_counter() - start
     result.seconds_segment = result.seconds_total - result.seconds_read - result.seconds_write
     return result
+
+
+def _log_progress(name: str, done: int, total: int | None, fps: float, elapsed: float) -> None:
+    """One progress line of :func:`segment_video` (stdout not a terminal)."""
+    from vosc.lit.progress import format_duration
+
+    eta = (total - done) / fps if total and fps > 0 else float("inf")
+    log.info("%s: frame %d/%s · %.2f frames/s · elapsed %s · ETA %s", name, done, total or "?", fps,
+             format_duration(elapsed), format_duration(eta))
 
 
 def _zip_results(segmenter: Any, frames: Iterator[np.ndarray], masks: dict[int, np.ndarray]) -> Iterator[Any]:
@@ -318,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the network (first frames slower)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (nor progress lines)")
+    p.add_argument("--log-every", type=int, default=50, metavar="N",
+                   help="when stdout is not a terminal: a progress line every N frames (default 50)")
     p.add_argument("-v", "--verbose", action="store_true", help="DEBUG logging")
     return p
 
@@ -341,6 +361,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--q {args.q} is out of range for {args.codec}: valid [{lo}, {hi}]")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads {args.threads}: give a positive thread count")
+    if args.log_every < 1:
+        parser.error(f"--log-every {args.log_every}: give a positive number of frames")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -384,7 +406,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         res = segment_video(seg, args.video, masks, out, codec=args.codec, q=args.q,
                             overlay=not args.no_overlay, alpha=args.alpha, progress=not args.no_progress,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, log_every=args.log_every)
     except VideoReadError as exc:
         raise SegmentError(str(exc)) from exc
     loaded = seg.loaded  # type: ignore[attr-defined]
