@@ -16,6 +16,7 @@ import functools
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,8 @@ from vosc.codecs.yuv import planes_to_i420, rgb_to_yuv420
 from vosc.config import ConfigError
 
 RateControl = Literal["crf", "qp"]
+#: ``(PyAV frame, frame index) -> PyAV frame`` applied to every picture before it is encoded.
+FrameHook = Callable[[Any, int], Any]
 
 #: Pictures at most one 64-px CTU wide are widened to this many columns (edge replication, cropped
 #: after decoding): x265 4.2 reads uninitialised memory on such narrow pictures (the output depends on
@@ -128,8 +131,11 @@ class X265Codec(Codec):
         """Encode ``(T, H, W, 3)`` uint8 RGB frames to a raw HEVC Annex-B stream."""
         return self._run_encoder(frames, q, csv=None)
 
-    def _encode_stream(self, frames: np.ndarray, q: int) -> EncodedStream:
+    def _encode_stream(self, frames: np.ndarray, q: int, prepare: FrameHook | None = None) -> EncodedStream:
         """Encode like :meth:`encode` and read each frame's average QP from x265's frame log.
+
+        ``prepare(frame, i)`` (optional) may replace each ``yuv420p`` PyAV frame before it is encoded
+        (e.g. attach region-of-interest side data, :mod:`vosc.codecs.roi`).
 
         x265 writes its per-frame log (``csv=<file>:csv-log-level=1``, column ``QP``: the frame's
         average QP after adaptive quantisation) to a temporary file while encoding; the log does not
@@ -145,11 +151,13 @@ class X265Codec(Codec):
             csv = os.path.join(tmp, "frames.csv")
             if ":" in csv:
                 raise CodecError(f"x265 frame log path {csv!r} contains ':'; set TMPDIR to a path without it")
-            stream = self._run_encoder(frames, q, csv=csv)
+            stream = self._run_encoder(frames, q, csv=csv, prepare=prepare)
             qps = parse_x265_csv(Path(csv), len(frames))
         return EncodedStream(bitstream=stream, frame_qps=qps)
 
-    def _run_encoder(self, frames: np.ndarray, q: int, csv: str | None) -> bytes:
+    def _run_encoder(
+        self, frames: np.ndarray, q: int, csv: str | None, prepare: FrameHook | None = None
+    ) -> bytes:
         av = import_av()
         ch, cw = self.coded_size(*frames.shape[1:3])
         t, h, w = frames.shape[:3]
@@ -161,6 +169,8 @@ class X265Codec(Codec):
             for i in range(t):
                 frame = av.VideoFrame.from_ndarray(planes_to_i420(y, u, v, i), format="yuv420p")
                 frame.pts = i
+                if prepare is not None:
+                    frame = prepare(frame, i)
                 chunks.extend(bytes(p) for p in ctx.encode(frame))
             chunks.extend(bytes(p) for p in ctx.encode(None))
         except av.error.FFmpegError as exc:
