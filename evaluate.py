@@ -58,10 +58,10 @@ def _choice(group: str) -> str | None:
 def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
     """Check every input and build the :class:`~vosc.evaluation.sweep.Sweep` (no work done yet)."""
     from vosc.evaluation.ladder import parse_ladder
-    from vosc.evaluation.sweep import Sweep
 
     codecs = {str(k): instantiate(v) for k, v in cfg.codecs.items()}
     ladder = parse_ladder(OmegaConf.to_container(cfg.ladder.points, resolve=True), codecs)  # type: ignore[arg-type]
+    sweep_cls, side = builders.build_analysis(str(cfg.get("analysis", "decoder")), cfg.get("side_info"))
     device = builders.resolve_device(str(cfg.device))
     if cfg.torch_threads is not None:
         torch.set_num_threads(int(cfg.torch_threads))
@@ -74,7 +74,7 @@ def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
                                              device, _choice("model/enhancer@enhancer_net"))
     seg_cfg = OmegaConf.to_container(cfg.segmenter, resolve=True)
     factory = instantiate(cfg.segmenter)
-    sweep = Sweep(source=source, dataset=str(ds.name), model=model,
+    sweep = sweep_cls(source=source, dataset=str(ds.name), model=model,
         make_segmenter=lambda m, d: factory(model=m, depth=d), codecs=codecs, ladder=ladder,
         depths=depths, out_root=Path(str(cfg.out_dir)), cache_root=Path(str(cfg.cache_dir)),
         model_name=prov["name"], model_fingerprint=weights_fingerprint(model),
@@ -82,7 +82,7 @@ def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
         enhancer_mode=mode, max_frames=cfg.max_frames, resize_long_edge=cfg.resize_long_edge,
         references=str(ds.references), overwrite=bool(cfg.overwrite), device=device,
         missing_gt=str(cfg.get("missing_gt", "error")),
-        segmenter_config=seg_cfg)  # type: ignore[arg-type]
+        segmenter_config=seg_cfg, **side)  # type: ignore[arg-type]
     return sweep, ds
 
 
@@ -90,9 +90,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the whole evaluation described by ``cfg`` (see the module docstring); returns the index."""
     t0 = time.perf_counter()
     sweep, ds = build_sweep(cfg)
-    log.info("evaluating %s on %s (%d sequences): ladder %s, depths %s, enhancer %s -> %s",
-        sweep.model_name, sweep.dataset, len(sweep.source), [p.tag for p in sweep.ladder], sweep.depths,
-        sweep.enhancer_mode, Path(str(cfg.out_dir)) / sweep.dataset)
+    log.info("evaluating %s on %s (%d sequences): analysis %s, ladder %s, depths %s, enhancer %s -> %s",
+        sweep.model_name, sweep.dataset, len(sweep.source), cfg.get("analysis", "decoder"),
+        [p.tag for p in sweep.ladder], sweep.depths, sweep.enhancer_mode,
+        Path(str(cfg.out_dir)) / sweep.dataset)
     sweep.run()
     baselines = builders.run_baselines(cfg.get("baselines"), sweep)
     run_config: Any = OmegaConf.to_container(cfg, resolve=False)

@@ -54,7 +54,7 @@ def _downscale_masks(masks: np.ndarray, long_edge: int) -> np.ndarray:
     """``(T, H, W)`` ids resized (nearest) to the size ``evaluate.py resize_long_edge=`` gives."""
     import cv2
 
-    from vosc.evaluation.sweep import downscaled_size
+    from vosc.evaluation.frames import downscaled_size
 
     size = downscaled_size((int(masks.shape[1]), int(masks.shape[2])), long_edge)
     if size is None:
@@ -184,7 +184,7 @@ def label_propagation_jf(
         long_edge: Downscale frames (area) and masks (nearest) to this long edge first (as ``evaluate.py
             resize_long_edge=``).
     """
-    from vosc.evaluation.sweep import _downscale
+    from vosc.evaluation.frames import _downscale
 
     prop = propagation or LabelPropagation()
     seqs = []

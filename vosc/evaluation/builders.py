@@ -21,7 +21,11 @@ from vosc.models.base import VOSNetwork
 
 log = logging.getLogger("vosc.evaluate")
 
-__all__ = ["build_enhancer", "build_source", "load_vos_model", "resolve_depths", "resolve_device"]
+__all__ = ["build_analysis", "build_enhancer", "build_source", "load_vos_model", "resolve_depths",
+           "resolve_device"]
+
+#: ``side_info.object_aware`` values: which of the ``roi`` / ``blur`` nodes ``analysis=encoder`` uses.
+OBJECT_AWARE = {"none": (), "roi": ("roi",), "blur": ("blur",), "roi+blur": ("roi", "blur")}
 
 
 def load_vos_model(ckpt: str | None, model: DictConfig, seed: int, model_name: str | None = None,
@@ -158,6 +162,42 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name}: CUDA is not available on this machine")
     return device
+
+
+def build_analysis(analysis: str, side_info: DictConfig | None) -> tuple[type, dict[str, Any]]:
+    """The sweep class and its extra arguments for ``analysis`` (``decoder`` | ``encoder``).
+
+    Args:
+        analysis: ``decoder``: VOS on the decoded frames (:class:`~vosc.evaluation.sweep.Sweep`);
+            ``encoder``: VOS on the original frames, masks as side information
+            (:class:`~vosc.evaluation.side_info.EncoderSideSweep`).
+        side_info: ``evaluate.yaml``'s ``side_info`` node (``mask_codec``, ``object_aware``, ``roi``,
+            ``blur``).
+
+    Raises:
+        ConfigError: Unknown ``analysis`` or ``object_aware``, or object-aware coding asked in decoder mode.
+    """
+    from vosc.evaluation.side_info import EncoderSideSweep
+    from vosc.evaluation.sweep import Sweep
+
+    if analysis not in ("decoder", "encoder"):
+        raise ConfigError(f"analysis={analysis!r}: use decoder (VOS on decoded frames) or encoder (VOS on "
+                          "the original frames, masks coded as side information)")
+    node: Any = side_info if side_info is not None else {}
+    aware = str(node.get("object_aware", "none") or "none")
+    if aware not in OBJECT_AWARE:
+        raise ConfigError(f"side_info.object_aware={aware!r}: use one of {sorted(OBJECT_AWARE)}")
+    if analysis == "decoder":
+        if aware != "none":
+            raise ConfigError(f"side_info.object_aware={aware} needs analysis=encoder (the encoder's masks "
+                              "drive it)")
+        return Sweep, {}
+    parts = OBJECT_AWARE[aware]
+    kwargs: dict[str, Any] = {"roi": instantiate(node.roi) if "roi" in parts else None,
+                              "prefilter": instantiate(node.blur) if "blur" in parts else None}
+    if node.get("mask_codec") is not None:
+        kwargs["mask_codec"] = instantiate(node.mask_codec)
+    return EncoderSideSweep, kwargs
 
 
 def run_baselines(baselines: DictConfig | None, sweep: Any) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,20 +47,22 @@ from vosc.evaluation.fingerprint import (
     stale_reason,
     vosc_version,
 )
+from vosc.evaluation.frames import _downscale, downscaled_size, enhance_frames
+from vosc.evaluation.frames import frame_psnr as _frame_psnr
 from vosc.evaluation.ground_truth import MissingGT, check_sequences, ground_truth_status
 from vosc.evaluation.phantoms import flag_phantom_ids
 from vosc.evaluation.progress import sequence_progress
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
-from vosc.metrics.rate import psnr_y_frames
 from vosc.metrics.rd import Provenance, RDCurve, RDPoint, Runtimes
-from vosc.models.enhancer.base import FRAME_TYPES, Enhancer
+from vosc.models.enhancer.base import Enhancer
 from vosc.types import OperatingPoint
 from vosc.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EnhancerSpec", "StaleResultError", "Sweep", "Variant", "enhance_frames", "variant_dir"]
+__all__ = ["EnhancerSpec", "StaleResultError", "Sweep", "Variant", "downscaled_size", "enhance_frames",
+           "variant_dir"]
 
 EnhancerMode = Literal["off", "on", "both"]
 
@@ -102,81 +104,29 @@ def variant_dir(root: Path, dataset: str, variant: Variant) -> Path:
     return path / "enh" if variant.enhanced else path
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj, fsync=True, indent=1, sort_keys=True, allow_nan=False)
+def stage_extra(markers: list[dict[str, Any]], pixels: int) -> dict[str, Any]:
+    """RD-point details shared by both analysis modes: which mode, the encoder/decoder time split
+    (``t_e``, ``t_d``; older markers derive it), video and mask bpp, PSNR-Y inside/outside the objects."""
+    def rt(m: dict[str, Any], key: str) -> float:
+        r = m["runtimes"]
+        default = r["encode"] if key == "t_e" else r["decode"] + r["enhance"] + r["vos"]
+        return float(r.get(key, default))
 
-
-def enhance_frames(
-    spec: EnhancerSpec,
-    frames: np.ndarray,
-    op: OperatingPoint,
-    frame_qps: Sequence[float] | None,
-    frame_types: Sequence[str] | None,
-    device: torch.device,
-) -> np.ndarray:
-    """Enhance a decoded sequence chunk by chunk (each chunk sees its two previous frames).
-
-    Args:
-        spec: The enhancer.
-        frames: ``(T, H, W, 3)`` uint8 decoded RGB.
-        op: Operating point (conditioning: codec and nominal ``q``).
-        frame_qps: Per-frame QPs (the encoder's, else the decoder's) (length ``T``) or ``None``.
-        frame_types: Per-frame picture types (``"I"``, ``"P"``, ``"B"``) or ``None``.
-        device: Where the enhancer runs.
-
-    Returns:
-        ``(T, H, W, 3)`` uint8 enhanced frames (clamped and rounded).
-    """
-    t_total = frames.shape[0]
-    qps = (
-        torch.tensor([-1.0 if v is None else float(v) for v in frame_qps], dtype=torch.float32)
-        if frame_qps is not None
-        else None
-    )
-    types = (
-        torch.tensor([FRAME_TYPES.index(v) if v in FRAME_TYPES else -1 for v in frame_types])
-        if frame_types is not None
-        else None
-    )
-    q = torch.tensor([-1 if op.q is None else op.q])
-    out = np.empty_like(frames)
-    with torch.no_grad():
-        for start in range(0, t_total, spec.chunk):
-            end = min(start + spec.chunk, t_total)
-            lo = max(0, start - 2)
-            clip = torch.from_numpy(frames[lo:end]).to(device).permute(0, 3, 1, 2).float().div(255.0)[None]
-            cond_q = None if qps is None else qps[lo:end][None].to(device)
-            cond_t = None if types is None else types[lo:end][None].to(device)
-            enhanced = spec.module(clip, [op.codec], q.to(device), cond_q, cond_t)[0, start - lo :]
-            out[start:end] = (enhanced.clamp(0, 1) * 255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    out: dict[str, Any] = {
+        "analysis": "/".join(sorted({str(m.get("analysis", "decoder")) for m in markers})),
+        "t_e": sum(rt(m, "t_e") for m in markers), "t_d": sum(rt(m, "t_d") for m in markers),
+        "video_bpp": sum(m.get("video_bits", m["bits"]) for m in markers) / max(pixels, 1),
+        "mask_bpp": sum(m.get("mask_bits", 0) for m in markers) / max(pixels, 1),
+    }
+    for key in ("psnr_inside", "psnr_outside", "mask_encode", "mask_decode"):
+        values = [m.get(key, m["runtimes"].get(key)) for m in markers]
+        if values and all(v is not None for v in values):
+            out[key] = float(np.mean(values)) if key.startswith("psnr") else float(sum(values))
     return out
 
 
-def _downscale(frames: np.ndarray, masks: np.ndarray, long_edge: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resize ``(T, H, W, 3)`` frames (area) and ``(T, H, W)`` masks (nearest) to a long edge
-    <= ``long_edge``."""
-    import cv2
-
-    size = downscaled_size(frames.shape[1:3], long_edge)
-    if size is None:
-        return frames, masks
-    small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-    small_masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in masks])
-    return small, small_masks
-
-
-def downscaled_size(hw: tuple[int, int], long_edge: int) -> tuple[int, int] | None:
-    """cv2 ``(W, H)`` of a frame of ``hw`` at a long edge of ``long_edge`` (``None``: no change)."""
-    h, w = hw
-    scale = long_edge / max(h, w)
-    if scale >= 1.0:
-        return None
-    return max(2, round(w * scale)), max(2, round(h * scale))
-
-
-def _frame_psnr(reference: np.ndarray, distorted: np.ndarray) -> list[float]:
-    """Per-frame PSNR-Y (dB) of ``(T, H, W, 3)`` uint8 clips."""
-    return psnr_y_frames(reference, distorted).tolist()
+def _write_json(path: Path, obj: Any) -> None:
+    atomic_write_json(path, obj, fsync=True, indent=1, sort_keys=True, allow_nan=False)
 
 
 @dataclass
@@ -191,6 +141,23 @@ class _Decoded:
     frame_qps: list[float] | None = None
     frame_types: list[str] | None = None
     psnr_frames: list[float] | None = None
+
+
+@dataclass
+class LoadedSequence:
+    """One sequence as loaded for the sweep.
+
+    Attributes:
+        raw: ``(T, H, W, 3)`` uint8 original frames (downscaled when ``resize_long_edge`` is set).
+        masks: Reference masks given to the segmenter, ``{frame index: (H, W) uint8}``.
+        gt: ``(T, H, W)`` uint8 ground truth when the sequence is scored, else ``None``.
+        skip_reason: Why J&F leaves the sequence out (``missing_gt=skip``), else ``None``.
+    """
+
+    raw: np.ndarray
+    masks: dict[int, np.ndarray]
+    gt: np.ndarray | None
+    skip_reason: str | None
 
 
 @dataclass
@@ -362,9 +329,8 @@ class Sweep:
                 len(indices), len(todo), len(variants))
             self._run_sequence(rec, indices, seq, todo)
 
-    def _run_sequence(self, rec: VideoRecord, indices: list[int], seq: SequenceInputs,
-                      todo: list[Variant]) -> None:
-        """Load one sequence once, then compress / enhance / segment it for every unfinished variant."""
+    def _load_sequence(self, rec: VideoRecord, indices: list[int]) -> LoadedSequence:
+        """Frames, reference masks and scoring ground truth of one sequence (downscaled if asked)."""
         raw = self.source.load_frames(rec, indices)
         gt_masks, has = self.source.load_masks_or_empty(rec, indices, raw.shape[1:3])
         if self.resize_long_edge is not None:
@@ -376,31 +342,42 @@ class Sweep:
             )
         scored, skip_reason = ground_truth_status(rec, indices, has, self.references, self.missing_gt)
         refs = given[:1] if self.references == "first" else given
-        masks = {i: gt_masks[i] for i in refs}
-        gt = gt_masks if scored else None
+        return LoadedSequence(raw, {i: gt_masks[i] for i in refs}, gt_masks if scored else None, skip_reason)
+
+    def _run_sequence(self, rec: VideoRecord, indices: list[int], seq: SequenceInputs,
+                      todo: list[Variant]) -> None:
+        """Load one sequence once, then compress / enhance / segment it for every unfinished variant."""
+        data = self._load_sequence(rec, indices)
         for op in self.ladder:
             op_todo = [v for v in todo if v.op == op]
-            if not op_todo:
-                continue
-            decoded = self._compress(op, rec, raw, seq.frames)
-            enhanced, enhance_s, enh_psnr = None, 0.0, None
-            if any(v.enhanced for v in op_todo):
-                assert self.enhancer is not None
-                t0 = time.perf_counter()
-                enhanced = enhance_frames(
-                    self.enhancer, decoded.frames, op, decoded.frame_qps, decoded.frame_types, self.device
-                )
-                enhance_s = time.perf_counter() - t0
-                enh_psnr = _frame_psnr(raw, enhanced)
-            for variant in op_todo:
-                frames = enhanced if variant.enhanced else decoded.frames
-                assert frames is not None
-                stage: dict[str, Any] = {
-                    "enhance": enhance_s if variant.enhanced else 0.0,
-                    "psnr": enh_psnr if variant.enhanced else decoded.psnr_frames,
-                    "gt_skipped": skip_reason,
-                }
-                self._run_variant(variant, rec, indices, seq, frames, masks, gt, decoded, stage)
+            if op_todo:
+                self._run_op(op, op_todo, rec, indices, seq, data)
+
+    def _run_op(self, op: OperatingPoint, op_todo: list[Variant], rec: VideoRecord, indices: list[int],
+                seq: SequenceInputs, data: LoadedSequence) -> None:
+        """Decoder-side analysis of one operating point: compress, decode, (enhance), segment the result."""
+        decoded = self._compress(op, rec, data.raw, seq.frames)
+        enhanced, enhance_s, enh_psnr = None, 0.0, None
+        if any(v.enhanced for v in op_todo):
+            assert self.enhancer is not None
+            t0 = time.perf_counter()
+            enhanced = enhance_frames(
+                self.enhancer, decoded.frames, op, decoded.frame_qps, decoded.frame_types, self.device
+            )
+            enhance_s = time.perf_counter() - t0
+            enh_psnr = _frame_psnr(data.raw, enhanced)
+        for variant in op_todo:
+            frames = enhanced if variant.enhanced else decoded.frames
+            assert frames is not None
+            pred, vos_s = self._segment(variant, rec, frames, data.masks)
+            runtimes = {"encode": decoded.encode_s, "decode": decoded.decode_s,
+                        "enhance": enhance_s if variant.enhanced else 0.0, "vos": vos_s}
+            record = {"analysis": "original" if op.codec == "none" else "decoder", "bits": decoded.bits,
+                      "psnr_frames": enh_psnr if variant.enhanced else decoded.psnr_frames,
+                      "encode_cached": decoded.encode_cached, "frame_qps": decoded.frame_qps,
+                      "frame_types": decoded.frame_types, "gt_skipped": data.skip_reason}
+            self._write_result(variant, rec, indices, seq, pred, data.gt, runtimes, record,
+                               (("encode",), ("decode", "enhance", "vos")))
 
     def _compress(self, op: OperatingPoint, rec: VideoRecord, raw: np.ndarray, key: str) -> _Decoded:
         """Encode (or fetch) and decode the whole sequence at ``op``."""
@@ -421,19 +398,9 @@ class Sweep:
         return _Decoded(stream.frames, 8 * len(data), encode_s, decode_s, cached, qps, stream.frame_types,
                         _frame_psnr(raw, stream.frames))
 
-    def _run_variant(
-        self,
-        variant: Variant,
-        rec: VideoRecord,
-        indices: list[int],
-        seq: SequenceInputs,
-        frames: np.ndarray,
-        masks: dict[int, np.ndarray],
-        gt: np.ndarray | None,
-        decoded: _Decoded,
-        stage: dict[str, Any],
-    ) -> None:
-        """Segment one sequence for one variant, write its PNGs, score it and write its done marker."""
+    def _segment(self, variant: Variant, rec: VideoRecord, frames: np.ndarray,
+                 masks: dict[int, np.ndarray]) -> tuple[np.ndarray, float]:
+        """Run the VOS network over ``(T, H, W, 3)`` frames; returns ``(T, H, W)`` uint8 ids and seconds."""
         segmenter = self.make_segmenter(self.model, variant.depth)
         label = f"{variant.op.tag} d{variant.depth}{' +enh' if variant.enhanced else ''} {rec.name}"
         t0 = time.perf_counter()
@@ -444,59 +411,46 @@ class Sweep:
                 advance()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        vos_s = time.perf_counter() - t0
+        return np.stack([r.mask for r in results]), time.perf_counter() - t0
+
+    def _write_result(self, variant: Variant, rec: VideoRecord, indices: list[int], seq: SequenceInputs,
+                      pred: np.ndarray, gt: np.ndarray | None, runtimes: dict[str, float],
+                      record: dict[str, Any], sides: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+        """Write one sequence's palette PNGs, score them and write its done marker.
+
+        Args:
+            pred: ``(T, H, W)`` uint8 predicted ids.
+            gt: ``(T, H, W)`` ground truth, or ``None`` (not scored).
+            runtimes: Seconds by stage (``encode``, ``decode``, ``enhance``, ``vos``, ...); ``write`` and
+                ``total`` are added, then ``t_e`` / ``t_d``: the sums of the ``sides`` keys (encoder side,
+                decoder side; ``write`` is in neither).
+            record: Marker fields of the codec stage (``analysis``, ``bits``, ``psnr_frames``, ...).
+        """
         t0 = time.perf_counter()
-        pred = np.stack([r.mask for r in results])
-        for i, r in zip(indices, results, strict=True):
-            write_mask(self.folder(variant) / "pred" / rec.name / f"{rec.frame_ids[i]}.png", r.mask)
-        write_s = time.perf_counter() - t0
+        for i, mask in zip(indices, pred, strict=True):
+            write_mask(self.folder(variant) / "pred" / rec.name / f"{rec.frame_ids[i]}.png", mask)
+        runtimes = {**runtimes, "write": time.perf_counter() - t0}
+        runtimes["total"] = sum(runtimes.values())
+        runtimes.update(t_e=sum(runtimes[k] for k in sides[0]), t_d=sum(runtimes[k] for k in sides[1]))
         objects, phantoms = None, []
         if gt is not None:
             scored = evaluate_sequence(gt, pred, rec.name, [rec.frame_ids[i] for i in indices])
             objects, phantoms = [vars(o) for o in scored.object_stats()], list(scored.phantom_ids)
-        t, h, w = frames.shape[:3]
-        runtimes = {"encode": decoded.encode_s, "decode": decoded.decode_s, "enhance": stage["enhance"],
-                    "vos": vos_s, "write": write_s}
-        runtimes["total"] = sum(runtimes.values())
-        marker = {
-            "format": MARKER_FORMAT,
-            "fingerprint": self.fingerprint(variant, seq),
-            "inputs": self.inputs(variant, seq),
-            "sequence": rec.name,
-            "codec": variant.op.codec,
-            "q": variant.op.q,
-            "depth": variant.depth,
-            "enhanced": variant.enhanced,
-            "frames": t,
-            "height": h,
-            "width": w,
-            "pixels": t * h * w,
-            "bits": decoded.bits,
-            "psnr_frames": stage["psnr"],
-            "encode_cached": decoded.encode_cached,
-            "runtimes": runtimes,
-            "frame_qps": decoded.frame_qps,
-            "frame_types": decoded.frame_types,
-            "objects": objects,
-            "phantom_ids": phantoms,
-            "gt_skipped": stage.get("gt_skipped"),
-            "computed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-        }
+        t, h, w = pred.shape
+        marker = {"format": MARKER_FORMAT, "fingerprint": self.fingerprint(variant, seq),
+                  "inputs": self.inputs(variant, seq), "sequence": rec.name, "codec": variant.op.codec,
+                  "q": variant.op.q, "depth": variant.depth, "enhanced": variant.enhanced, "frames": t,
+                  "height": h, "width": w, "pixels": t * h * w, **record, "runtimes": runtimes,
+                  "objects": objects, "phantom_ids": phantoms,
+                  "computed_at": datetime.now(UTC).isoformat(timespec="microseconds")}
         _write_json(self.marker_path(variant, rec.name), marker)
         self.computed += 1
         jf = ""  # percent points in log lines and tables; fractions in JSON/CSV files and logged metrics
         if objects is not None:
             jf = f" J&F {100 * np.mean([(o['j_mean'] + o['f_mean']) / 2 for o in objects]):.1f}"
-        log.info(
-            "  %s d%d%s: %.4f bpp, VOS %.2fs (%.1f fps)%s",
-            variant.op.tag,
-            variant.depth,
-            " +enh" if variant.enhanced else "",
-            decoded.bits / (t * h * w),
-            vos_s,
-            t / max(vos_s, 1e-9),
-            jf,
-        )
+        log.info("  %s d%d%s [%s]: %.4f bpp, VOS %.2fs (%.1f fps)%s", variant.op.tag, variant.depth,
+                 " +enh" if variant.enhanced else "", record["analysis"], record["bits"] / (t * h * w),
+                 runtimes["vos"], t / max(runtimes["vos"], 1e-9), jf)
 
     # ------------------------------------------------------------------ aggregation
     def load_markers(self, variant: Variant) -> list[dict[str, Any]]:
@@ -537,6 +491,7 @@ class Sweep:
             "gt_skipped": {m["sequence"]: m["gt_skipped"] for m in markers if m.get("gt_skipped")},
             "encode_cached": sum(bool(m["encode_cached"]) for m in markers),
             "enhance_ms_per_frame": 1000.0 * sums["enhance"] / max(frames, 1),
+            **stage_extra(markers, pixels),
             "computed_this_run": self.counts[variant]["computed"],
             "resumed_this_run": self.counts[variant]["resumed"],
             "per_sequence": {
