@@ -42,7 +42,7 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from vosc.checkpoints.loading import weights_fingerprint  # noqa: E402
-from vosc.config import ConfigError  # noqa: E402
+from vosc.config import ConfigError, exit_on_config_error  # noqa: E402
 from vosc.evaluation import builders  # noqa: E402
 from vosc.evaluation.outputs import write_reports  # noqa: E402
 
@@ -108,16 +108,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
-    evaluate(cfg)
+    exit_on_config_error(lambda: evaluate(cfg))  # a ConfigError: one line, no traceback
 
 
 if __name__ == "__main__":
     import sys
+    from pathlib import Path as _Path
 
-    from vosc.config import check_renamed_overrides
+    from vosc.config import run_cli
 
-    try:
-        check_renamed_overrides(sys.argv[1:])
-    except ConfigError as exc:
-        sys.exit(f"error: {exc}")
-    main()
+    # configuration errors (unknown key or option, bad value): one line with the fix, no traceback
+    run_cli(main, _Path(__file__).resolve().parent / "conf", "evaluate", sys.argv[1:])

@@ -33,7 +33,7 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from vosc.config import ConfigError  # noqa: E402
+from vosc.config import ConfigError, exit_on_config_error  # noqa: E402
 from vosc.lit import builders  # noqa: E402
 from vosc.lit.run_options import apply_debug, training_groups  # noqa: E402
 from vosc.utils.threads import resolve_threads  # noqa: E402
@@ -109,16 +109,14 @@ def run(cfg: DictConfig) -> float | None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (see the module docstring)."""
     os.environ.setdefault("WANDB_SILENT", "true")
-    return run(cfg)
+    return exit_on_config_error(lambda: run(cfg))  # a ConfigError: one line, no traceback
 
 
 if __name__ == "__main__":
     import sys
+    from pathlib import Path as _Path
 
-    from vosc.config import check_renamed_overrides
+    from vosc.config import run_cli
 
-    try:
-        check_renamed_overrides(sys.argv[1:])
-    except ConfigError as exc:
-        sys.exit(f"error: {exc}")
-    main()
+    # configuration errors (unknown key or option, bad value): one line with the fix, no traceback
+    run_cli(main, _Path(__file__).resolve().parent / "conf", "train", sys.argv[1:])

@@ -434,10 +434,22 @@ def main(argv: list[str] | None = None) -> int:
     check_args(parser, args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    from vosc.checkpoints.errors import CheckpointError
+    from vosc.checkpoints.official import CheckpointMismatchError
+    from vosc.config import ConfigError
+
     try:
         run(args)
     except (SegmentError, FileNotFoundError) as exc:
         log.error("%s", exc)
+        return 2
+    except (CheckpointMismatchError, CheckpointError, ConfigError) as exc:
+        # one line: the matching variant first (``model=X`` is ``--model X`` here); the key lists with -v
+        lines = str(exc).splitlines()
+        log.error("%s%s", re.sub(r"\bmodel=(\w+)", r"--model \1", lines[0]),
+                  f" ({len(lines) - 1} more lines with -v)" if len(lines) > 1 and not args.verbose else "")
+        if args.verbose:
+            log.debug("%s", "\n".join(lines[1:]))
         return 2
     return 0
 
