@@ -1,5 +1,5 @@
-"""``bench/seed_tables.py`` end to end on the DAVIS pair at a tiny size (random ``aost_small``): every table and
-the RD comparison are written, with one row per method, the paper's rows beside them, and the encoder-mode
+"""``bench/seed_tables.py`` end to end on the DAVIS pair at a tiny size (random ``aost_small``): every table
+and the RD comparison are written, with one row per method, the paper's rows beside them, and the encoder-mode
 numbers built from real bits."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _bench():  # noqa: ANN202 - the script module
-    spec = importlib.util.spec_from_file_location("vosc_seed_tables_script", REPO / "bench" / "seed_tables.py")
+    path = REPO / "bench" / "seed_tables.py"
+    spec = importlib.util.spec_from_file_location("vosc_seed_tables_script", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -40,14 +41,16 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
                             "--eval-arg", "segmenter.max_long_edge=64"])
     assert status == 0
     assert "RANDOMLY INITIALISED aost_small" in caplog.text
-    for name in ("table1", "table2", "table3", "side_info", "rd_compare"):
+    for name in ("table1", "table2", "table3", "side_info", "rd_compare", "object_aware"):
         assert (out / f"{name}.csv").stat().st_size > 0 and (out / f"{name}.md").read_text().startswith("# ")
     assert (out / "rd_compare_d3.png").stat().st_size > 1000
     t1 = _rows(out / "table1.csv")
     measured = {r["method"]: r for r in t1 if r["source"] == "measured"}
-    assert set(measured) == {"original", "x265", "vvenc", "x265+enc", "x265+enc+roi"}
+    assert set(measured) == {"original", "x265", "vvenc", "x265+enc", "vvenc+enc", "x265+enc+roi",
+                             "x265+enc+blur", "vvenc+enc+blur"}
     assert {r["model"] for r in measured.values()} == {"aost_small-random"}
-    assert {(r["method"], r["model"]) for r in t1 if r["source"] == "paper"} >= {("Ours", "AOT"), ("x265", "STCN")}
+    paper = {(r["method"], r["model"]) for r in t1 if r["source"] == "paper"}
+    assert paper >= {("Ours", "AOT"), ("x265", "STCN")}
     assert "published numbers" in (out / "table1.md").read_text()
     jf = {m: float(r["J&F"]) for m, r in measured.items()}
     assert jf["x265+enc"] == pytest.approx(jf["original"]) == pytest.approx(jf["x265+enc+roi"])
@@ -59,10 +62,14 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
     t2 = {r["method"]: r for r in _rows(out / "table2.csv") if r["source"] == "measured"}
     assert float(t2["x265+enc"]["t_d"]) < float(t2["x265"]["t_d"])  # no VOS network at the decoder
     t3 = [r for r in _rows(out / "table3.csv") if r["source"] == "measured"]
-    assert len(t3) == 5 and all(r["J-Recall"] != "" and r["F-Decay"] != "" for r in t3)
+    assert len(t3) == 8 and all(r["J-Recall"] != "" and r["F-Decay"] != "" for r in t3)
     compare = _rows(out / "rd_compare.csv")
-    assert {r["encoder mode"] for r in compare} == {"x265+enc d3", "x265+enc+roi d3"}
-    assert {r["decoder mode"] for r in compare} == {"x265 d3"}
+    assert {r["encoder mode"] for r in compare} == {"x265+enc d3", "vvenc+enc d3", "x265+enc+roi d3",
+                                                    "x265+enc+blur d3", "vvenc+enc+blur d3"}
+    assert {r["decoder mode"] for r in compare} == {"x265 d3", "vvenc d3"}
+    aware = _rows(out / "object_aware.csv")
+    assert {r["method"] for r in aware} == {"x265+enc+roi d3", "x265+enc+blur d3", "vvenc+enc+blur d3"}
+    assert all(float(r["PSNR-Y inside"]) > 0 and float(r["PSNR-Y outside"]) > 0 for r in aware)
 
 
 def test_model_arguments_and_interpolation(tmp_path: Path) -> None:

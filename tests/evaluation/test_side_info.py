@@ -1,6 +1,6 @@
-"""``analysis=encoder`` (:mod:`vosc.evaluation.side_info`) on the real DAVIS pair at a tiny size: the VOS network
-runs once per sequence on the original frames and never at the decoder, the decoded masks are the encoder's,
-J&F equals the raw-frame J&F, and every mask bit is counted."""
+"""``analysis=encoder`` (:mod:`vosc.evaluation.side_info`) on the real DAVIS pair at a tiny size: the VOS
+network runs once per sequence on the original frames and never at the decoder, the decoded masks are the
+encoder's, J&F equals the raw-frame J&F, and every mask bit is counted."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def _watch_decoder(monkeypatch: pytest.MonkeyPatch, guard: _Guard) -> list[int]:
 
 
 @pytest.mark.codec
-def test_encoder_mode_segments_at_the_encoder_only(tmp_path: Path, davis_mini: Path, tiny_model: torch.nn.Module,
+def test_encoder_mode_segments_at_the_encoder_only(tmp_path: Path, davis_mini: Path,
+                                                   tiny_model: torch.nn.Module,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     guard = _Guard()
     decodes = _watch_decoder(monkeypatch, guard)
@@ -111,7 +112,8 @@ def test_encoder_mode_segments_at_the_encoder_only(tmp_path: Path, davis_mini: P
         pngs = sorted(p.name for p in raw_dir.glob("*.png"))
         assert len(pngs) == 4 and pngs == sorted(p.name for p in enc_dir.glob("*.png"))
         masks = np.stack([np.asarray(Image.open(raw_dir / n)) for n in pngs])
-        assert all(np.array_equal(np.asarray(Image.open(enc_dir / n)), m) for n, m in zip(pngs, masks))
+        for name, mask in zip(pngs, masks, strict=True):
+            assert np.array_equal(np.asarray(Image.open(enc_dir / name)), mask)
         # the counted mask bits are exactly the bytes of the side-information stream of these masks
         assert marker["mask_bits"] == 8 * len(X265LosslessMaskCodec().encode(masks))
         assert marker["bits"] == marker["video_bits"] + marker["mask_bits"]

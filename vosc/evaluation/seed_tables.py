@@ -116,14 +116,17 @@ class SeedSettings:
 
 
 def _runs(settings: SeedSettings) -> list[tuple[str, list[str]]]:
-    """The three evaluations of one model, as ``(label, overrides)``."""
+    """The four evaluations of one model, as ``(label, overrides)``: decoder mode, encoder mode, encoder mode
+    with object-aware x265 (ROI offsets), encoder mode with the background blur (x265 and VVenC)."""
     crfs = sorted(set(settings.rd_crfs) | {settings.x265})
     x265 = ",".join(f"x265:{q}" for q in crfs)
     vvenc = f",vvenc:{settings.vvenc}" if settings.vvenc is not None else ""
     return [("decoder", ["analysis=decoder", f"ladder.points=[none,{x265}{vvenc}]"]),
-            ("encoder", ["analysis=encoder", f"ladder.points=[none,{x265}]"]),
+            ("encoder", ["analysis=encoder", f"ladder.points=[none,{x265}{vvenc}]"]),
             ("encoder+roi", ["analysis=encoder", "side_info.object_aware=roi",
-                             f"ladder.points=[none,{x265}]"])]
+                             f"ladder.points=[none,{x265}]"]),
+            ("encoder+blur", ["analysis=encoder", "side_info.object_aware=blur",
+                              f"ladder.points=[none,{x265}{vvenc}]"])]
 
 
 def _overrides(model: ModelSpec, settings: SeedSettings) -> list[str]:
@@ -276,6 +279,38 @@ def compare_rows(curves: Sequence[RDCurve]) -> list[dict[str, Any]]:
     return rows
 
 
+def _log_interp(curve: RDCurve, bpp: float, key: str) -> float | None:
+    """``extra[key]`` of ``curve`` at ``bpp``, linear in log bpp between two points (``None`` outside)."""
+    pts = sorted((p.bpp, p.extra[key]) for p in curve.points if p.extra.get(key) is not None and p.bpp > 0)
+    for (r0, v0), (r1, v1) in zip(pts, pts[1:], strict=False):
+        if r0 <= bpp <= r1 and r1 > r0:
+            return float(v0 + (v1 - v0) * math.log(bpp / r0) / math.log(r1 / r0))
+    return None
+
+
+def object_aware_rows(curves: Sequence[RDCurve]) -> list[dict[str, Any]]:
+    """PSNR-Y inside / outside the objects of object-aware curves against plain encoder-side coding of the
+    same codec at equal total bpp (the plain curve interpolated in log bpp; empty where out of its range)."""
+    plain = {(c.provenance.codec, c.provenance.depth, c.provenance.enhancer): c for c in curves}
+    rows = []
+    for c in curves:
+        p = c.provenance
+        if not p.codec.endswith(("+roi", "+blur")):
+            continue
+        base = plain.get((p.codec.split("+")[0] + "+enc", p.depth, p.enhancer))
+        for point in sorted(c.points, key=lambda x: x.bpp):
+            row: dict[str, Any] = {"depth": p.depth, "method": c.label, "q": point.q, "bpp": point.bpp,
+                                   "PSNR-Y inside": point.extra.get("psnr_inside"),
+                                   "PSNR-Y outside": point.extra.get("psnr_outside")}
+            for key, name in (("psnr_inside", "inside"), ("psnr_outside", "outside")):
+                ref = None if base is None else _log_interp(base, point.bpp, key)
+                row[f"plain {name} (same bpp)"] = ref
+                own = point.extra.get(key)
+                row[f"Δ {name} dB"] = None if ref is None or own is None else own - ref
+            rows.append(row)
+    return rows
+
+
 def _plots(curves: Sequence[RDCurve], out: Path, title: str) -> dict[str, Path]:
     files = {}
     for depth in sorted({c.provenance.depth for c in curves}, key=lambda d: -1 if d is None else d):
@@ -304,13 +339,16 @@ def build_tables(models: Sequence[str], settings: SeedSettings) -> dict[str, Pat
     _write(out, "side_info", side)
     files["side_info"] = out / "side_info.md"
     compare: list[dict[str, Any]] = []
+    aware: list[dict[str, Any]] = []
     for model in models:
         curves = _curves(out / model)
         compare += [{"model": model, **r} for r in compare_rows(curves)]
         files.update({f"{model}_{k}": v for k, v in _plots(curves, out, model).items()})
-    if compare:
-        _write(out, "rd_compare", compare)
-        files["rd_compare"] = out / "rd_compare.md"
+        aware += [{"model": model, **r} for r in object_aware_rows(curves)]
+    for name, table in (("rd_compare", compare), ("object_aware", aware)):
+        if table:
+            _write(out, name, table)
+            files[name] = out / f"{name}.md"
     return files
 
 
