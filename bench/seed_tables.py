@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--x265", type=int, default=42, help="CRF of the seed's x265 row (DESIGN §5)")
     p.add_argument("--vvenc", type=int, default=38, help="QP of the VVenC row (-1: no VVenC row)")
     p.add_argument("--rd-crfs", type=int, nargs="+", default=[37, 42, 47], help="x265 ladder of the RD plot")
+    p.add_argument("--lossy-mask-factors", type=int, nargs="*", default=[],
+                   help="also encoder mode with masks subsampled by these factors (x265+enc+m<f>)")
     p.add_argument("--depth", type=int, default=None, help="inference depth (default: full depth)")
     p.add_argument("--max-frames", type=int, default=None, help="first N frames of every sequence")
     p.add_argument("--resize-long-edge", type=int, default=None, help="downscale frames before coding")
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = SeedSettings(root=args.root, out=args.out, split=args.split, x265=args.x265,
                             vvenc=None if args.vvenc < 0 else args.vvenc, rd_crfs=args.rd_crfs,
+                            lossy_mask_factors=args.lossy_mask_factors,
                             depth=args.depth,
                             max_frames=args.max_frames, resize_long_edge=args.resize_long_edge,
                             enhancer_ckpt=args.enhancer_ckpt, enhancer_net=args.enhancer_net,

@@ -38,7 +38,7 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
     out = tmp_path / "tables"
     status = _bench().main(["--root", str(davis_mini), "--out", str(out), "--max-frames", "3",
                             "--resize-long-edge", "64", "--rd-crfs", "42", "47", "--vvenc", "47",
-                            "--eval-arg", "segmenter.max_long_edge=64"])
+                            "--eval-arg", "segmenter.max_long_edge=64", "--lossy-mask-factors", "4"])
     assert status == 0
     assert "RANDOMLY INITIALISED aost_small" in caplog.text
     for name in ("table1", "table2", "table3", "side_info", "rd_compare", "object_aware"):
@@ -47,7 +47,7 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
     t1 = _rows(out / "table1.csv")
     measured = {r["method"]: r for r in t1 if r["source"] == "measured"}
     assert set(measured) == {"original", "x265", "vvenc", "x265+enc", "vvenc+enc", "x265+enc+roi",
-                             "x265+enc+blur", "vvenc+enc+blur"}
+                             "x265+enc+blur", "vvenc+enc+blur", "x265+enc+m4"}
     assert {r["model"] for r in measured.values()} == {"aost_small-random"}
     paper = {(r["method"], r["model"]) for r in t1 if r["source"] == "paper"}
     assert paper >= {("Ours", "AOT"), ("x265", "STCN")}
@@ -59,13 +59,16 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
     assert float(enc["video_bpp"]) == pytest.approx(float(dec["bpp"]))  # same x265 bitstream (cached)
     assert float(enc["bpp"]) == pytest.approx(float(enc["video_bpp"]) + float(enc["mask_bpp"]))
     assert float(enc["mask_bpp"]) > 0 and enc["mask coder"] == "x265-lossless"
+    lossy = side["x265+enc+m4"]
+    assert lossy["mask coder"] == "x265-lossless/4" and lossy["mask_bpp"] != enc["mask_bpp"]
+    assert float(lossy["video_bpp"]) == pytest.approx(float(enc["video_bpp"]))
     t2 = {r["method"]: r for r in _rows(out / "table2.csv") if r["source"] == "measured"}
     assert float(t2["x265+enc"]["t_d"]) < float(t2["x265"]["t_d"])  # no VOS network at the decoder
     t3 = [r for r in _rows(out / "table3.csv") if r["source"] == "measured"]
-    assert len(t3) == 8 and all(r["J-Recall"] != "" and r["F-Decay"] != "" for r in t3)
+    assert len(t3) == 9 and all(r["J-Recall"] != "" and r["F-Decay"] != "" for r in t3)
     compare = _rows(out / "rd_compare.csv")
     assert {r["encoder mode"] for r in compare} == {"x265+enc d3", "vvenc+enc d3", "x265+enc+roi d3",
-                                                    "x265+enc+blur d3", "vvenc+enc+blur d3"}
+                                                    "x265+enc+blur d3", "vvenc+enc+blur d3", "x265+enc+m4 d3"}
     assert {r["decoder mode"] for r in compare} == {"x265 d3", "vvenc d3"}
     aware = _rows(out / "object_aware.csv")
     assert {r["method"] for r in aware} == {"x265+enc+roi d3", "x265+enc+blur d3", "vvenc+enc+blur d3"}

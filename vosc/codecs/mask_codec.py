@@ -141,6 +141,12 @@ class MaskCodec(abc.ABC):
         """Short display name, e.g. ``lzma-diff``."""
         return self.name
 
+    @property
+    def method_suffix(self) -> str:
+        """Added to encoder-side method names (``x265+enc+m4``): empty for lossless coders, whose J&F is the
+        encoder's."""
+        return ""
+
 
 def _difference(masks: np.ndarray) -> np.ndarray:
     d = masks.copy()
@@ -355,3 +361,7 @@ class DownsampledMaskCodec(MaskCodec):
     @property
     def label(self) -> str:
         return f"{self.inner.label}/{self.factor}"
+
+    @property
+    def method_suffix(self) -> str:
+        return f"+m{self.factor}"

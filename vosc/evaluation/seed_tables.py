@@ -95,6 +95,8 @@ class SeedSettings:
         out: Output folder (``<out>/<model>/...``, tables in ``<out>``).
         x265: CRF of the seed's x265 row; ``vvenc``: QP of the VVenC row (``None``: no VVenC row).
         rd_crfs: The x265 ladder of the RD comparison (must contain ``x265``).
+        lossy_mask_factors: One more encoder-side run per factor with the lossy subsampled mask coder
+            (``x265+enc+m<factor>``: its own rate–J&F curve).
         depth: Inference depth (``None``: the model's full depth).
         max_frames, resize_long_edge: As ``evaluate.py`` (smoke runs / CPU budgets).
         enhancer_ckpt: Enhancer checkpoint (rows ``+enh``), with ``enhancer_net`` (``conf/model/enhancer``).
@@ -107,6 +109,7 @@ class SeedSettings:
     x265: int = 42
     vvenc: int | None = 38
     rd_crfs: Sequence[int] = (37, 42, 47)
+    lossy_mask_factors: Sequence[int] = ()
     depth: int | None = None
     max_frames: int | None = None
     resize_long_edge: int | None = None
@@ -126,7 +129,16 @@ def _runs(settings: SeedSettings) -> list[tuple[str, list[str]]]:
             ("encoder+roi", ["analysis=encoder", "side_info.object_aware=roi",
                              f"ladder.points=[none,{x265}]"]),
             ("encoder+blur", ["analysis=encoder", "side_info.object_aware=blur",
-                              f"ladder.points=[none,{x265}{vvenc}]"])]
+                              f"ladder.points=[none,{x265}{vvenc}]"])] + [
+            (f"encoder lossy masks /{f}", ["analysis=encoder", f"ladder.points=[none,{x265}]", *_lossy(f)])
+            for f in settings.lossy_mask_factors]
+
+
+def _lossy(factor: int) -> list[str]:
+    """Overrides that turn ``side_info.mask_codec`` into the subsampled lossy coder over HEVC lossless."""
+    node = "side_info.mask_codec"
+    return [f"{node}._target_=vosc.codecs.mask_codec.DownsampledMaskCodec", f"+{node}.factor={factor}",
+            f"~{node}.preset", f"+{node}.inner._target_=vosc.codecs.mask_codec.X265LosslessMaskCodec"]
 
 
 def _overrides(model: ModelSpec, settings: SeedSettings) -> list[str]:

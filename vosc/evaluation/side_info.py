@@ -54,11 +54,12 @@ ENCODER_KEYS = ("encode", "prefilter", "vos", "mask_encode")
 DECODER_KEYS = ("decode", "mask_decode", "enhance")
 
 
-def method_name(codec: str, roi: bool = False, prefilter: bool = False) -> str:
-    """The curve / folder / table name of an encoder-side codec: ``x265+enc``, ``x265+enc+roi+blur``, ..."""
+def method_name(codec: str, roi: bool = False, prefilter: bool = False, mask_suffix: str = "") -> str:
+    """The curve / folder / table name of an encoder-side codec: ``x265+enc``, ``x265+enc+roi+blur``,
+    ``x265+enc+m4`` (a lossy mask coder, :attr:`~vosc.codecs.mask_codec.MaskCodec.method_suffix`)."""
     if codec == "none":
         return "none"
-    return f"{codec}+enc" + ("+roi" if roi else "") + ("+blur" if prefilter else "")
+    return f"{codec}+enc" + ("+roi" if roi else "") + ("+blur" if prefilter else "") + mask_suffix
 
 
 @dataclass
@@ -187,7 +188,8 @@ class EncoderSideSweep(Sweep):
 
     def method(self, codec: str) -> str:
         """Display / folder name of ``codec`` in this mode."""
-        return method_name(codec, self.roi is not None and codec == "x265", self.prefilter is not None)
+        return method_name(codec, self.roi is not None and codec == "x265", self.prefilter is not None,
+                           self.mask_codec.method_suffix)
 
     def folder(self, variant: Variant) -> Path:
         if variant.op.codec == "none":
