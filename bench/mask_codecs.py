@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                 bits, pixels = totals.get(key, (0, 0))
                 totals[key] = (bits + 8 * int(row["bytes"]), pixels + int(row["frames"]) * int(
                     np.prod([int(v) for v in str(row["size"]).split("x")])))
-    summary = [{"masks": k[0], "coder": k[1], "bpp (all sequences)": b / max(n, 1)}
+    summary = [{"masks": k[0], "coder": k[1], "bpp": b / max(n, 1)}
                for k, (b, n) in totals.items()]
-    text = "# Mask coders\n\n" + rows_to_markdown(summary) + "\n" + rows_to_markdown(rows)
+    text = ("# Mask coders\n\nbpp over all sequences of each folder:\n\n" + rows_to_markdown(summary) + "\n"
+            + rows_to_markdown(rows))
     atomic_write_text(args.out, text)
     log.info("%s", text)
     return 0
