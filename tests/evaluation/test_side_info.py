@@ -103,7 +103,9 @@ def test_encoder_mode_segments_at_the_encoder_only(tmp_path: Path, davis_mini: P
         assert point.bpp == pytest.approx(point.extra["video_bpp"] + point.extra["mask_bpp"])
     assert enc.points[0].extra["video_bpp"] > enc.points[1].extra["video_bpp"]
     assert enc.points[0].extra["mask_bpp"] == enc.points[1].extra["mask_bpp"]
-    assert raw.points[0].extra["analysis"] == "original"
+    assert raw.points[0].extra["analysis"] == "original" == raw.provenance.extra["analysis"]
+    assert enc.provenance.extra["analysis"] == "encoder"
+    assert enc.provenance.extra["mask_coder"] == "x265-lossless"
     for seq in ("blackswan", "car-shadow"):
         marker = json.loads(sweep.marker_path(Variant(OperatingPoint("x265", 42), 2), seq).read_text())
         raw_dir = sweep.folder(Variant(OperatingPoint("none"), 2)) / "pred" / seq

@@ -533,6 +533,7 @@ class Sweep:
                     enhancer=self.enhancer.name if variant.enhanced and self.enhancer else None,
                     vosc_version=vosc_version(),
                     extra={
+                        "analysis": "original" if variant.op.codec == "none" else "decoder",
                         "model_fingerprint": self.model_fingerprint,
                         "codec_params": codec.params(),
                         "segmenter": self.segmenter_config,
