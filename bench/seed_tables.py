@@ -9,7 +9,7 @@
 
 Writes ``OUT/table1.{csv,md}`` (t_c, t_v, t_s, bpp, J&F), ``table2`` (t_e, t_d, t), ``table3`` (J/F recall
 and decay), ``side_info`` (video / mask bpp, PSNR-Y inside and outside the objects), ``rd_compare`` and
-``rd_compare_d<depth>.png`` per model (J&F vs total bpp, decoder and encoder mode, BD-rate), with the paper's
+``rd_compare_<model>_d<depth>.png`` (J&F vs total bpp, decoder and encoder mode, BD-rate), with the paper's
 rows beside the measured ones; every evaluation folder under ``OUT/<model>/``. With no ``--model`` a randomly
 initialised ``aost_small`` runs (loud warning; smoke runs only). See ``docs/encoder_side.md``.
 """

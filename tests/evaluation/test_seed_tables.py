@@ -43,7 +43,7 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
     assert "RANDOMLY INITIALISED aost_small" in caplog.text
     for name in ("table1", "table2", "table3", "side_info", "rd_compare", "object_aware"):
         assert (out / f"{name}.csv").stat().st_size > 0 and (out / f"{name}.md").read_text().startswith("# ")
-    assert (out / "rd_compare_d3.png").stat().st_size > 1000
+    assert (out / "rd_compare_aost_small-random_d3.png").stat().st_size > 1000
     t1 = _rows(out / "table1.csv")
     measured = {r["method"]: r for r in t1 if r["source"] == "measured"}
     assert set(measured) == {"original", "x265", "vvenc", "x265+enc", "vvenc+enc", "x265+enc+roi",

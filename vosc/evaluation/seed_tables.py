@@ -11,9 +11,9 @@ each with and without the enhancer when an enhancer checkpoint is given. It then
 and writes ``table1/2/3.{csv,md}`` (one row per method and model, at the seed's operating point: x265 CRF
 42, VVenC QP 38 — the points of DESIGN §5 that match the paper's 0.0209 / 0.0179 bpp), ``side_info.{csv,md}``
 (video and mask bpp, PSNR-Y inside/outside the objects), ``rd_compare.{csv,md}`` and
-``rd_compare_d<depth>.png`` (J&F against total bpp of both modes, with BD-rate and the equal-J&F rate of
-encoder against decoder mode). The paper's published rows are printed beside the measured ones, marked as
-such (DAVIS-2017, RTX 3080 Ti): only the orderings compare, not the absolute values.
+``rd_compare_<model>_d<depth>.png`` (J&F against total bpp of both modes, with BD-rate and the equal-J&F
+rate of encoder against decoder mode). The paper's published rows are printed beside the measured ones,
+marked as such (DAVIS-2017, RTX 3080 Ti): only the orderings compare, not the absolute values.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vosc.evaluation.report import plot_rd, write_table
+from vosc.evaluation.report import write_table
 from vosc.metrics.rd import RDCurve, RDPoint, bd_rate
-from vosc.utils.io import atomic_write_text
+from vosc.utils.io import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def run_seed_tables(models: Sequence[ModelSpec], settings: SeedSettings) -> dict
     """Evaluate every model in both modes and write the tables and plots (module docstring).
 
     Returns:
-        Written files by name (``table1``, ..., ``rd_compare_d<depth>``).
+        Written files by name (``table1``, ..., ``<model>_rd_compare_<model>_d<depth>``).
     """
     from hydra import compose, initialize_config_dir
 
@@ -323,13 +323,64 @@ def object_aware_rows(curves: Sequence[RDCurve]) -> list[dict[str, Any]]:
     return rows
 
 
+def _style(codec: str) -> str:
+    """Line style by mode: decoder solid, encoder dashed, object-aware dotted / dash-dot."""
+    if "+roi" in codec or "+blur" in codec:
+        return ":" if "+roi" in codec else "-."
+    return "--" if "+enc" in codec else "-"
+
+
+def plot_compare(curves: Sequence[RDCurve], path: Path, title: str) -> Path:
+    """J&F (%) against total bpp (log), one colour per curve; decoder mode solid, encoder mode dashed, the raw
+    frames as a horizontal line. Written atomically.
+
+    Raises:
+        ValueError: No curve has a compressed point with J&F.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    colours = plt.get_cmap("tab10")
+    drawn = 0
+    for i, c in enumerate(curves):
+        pts = sorted((p.bpp, 100 * p.jf) for p in c.points if p.jf is not None)
+        if c.provenance.codec == "none" and pts:
+            axis.axhline(pts[0][1], color="black", lw=1, label=f"{c.label} (raw frames, 0 bpp)")
+            continue
+        pts = [p for p in pts if p[0] > 0]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            axis.plot(xs, ys, _style(c.provenance.codec), marker="o", ms=4, color=colours(i % 10),
+                      label=c.label)
+            drawn += 1
+    if not drawn:
+        plt.close(figure)
+        raise ValueError("no compressed point with J&F to plot")
+    axis.set_xscale("log")
+    axis.set_xlabel("total bits per pixel (video + mask side information)")
+    axis.set_ylabel("J&F (%)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7)
+    axis.set_title(title)
+    figure.tight_layout()
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, format="png")
+    finally:
+        plt.close(figure)
+    return path
+
+
 def _plots(curves: Sequence[RDCurve], out: Path, title: str) -> dict[str, Path]:
     files = {}
     for depth in sorted({c.provenance.depth for c in curves}, key=lambda d: -1 if d is None else d):
         chosen = [c for c in curves if c.provenance.depth == depth]
-        path = out / f"rd_compare_d{depth}.png"
+        path = out / f"rd_compare_{title}_d{depth}.png"
         try:
-            files[path.stem] = plot_rd(chosen, path, "jf", title=f"{title}, d{depth}: decoder vs encoder")
+            files[path.stem] = plot_compare(chosen, path, f"{title}, d{depth}: decoder vs encoder mode")
         except ValueError as exc:
             log.warning("%s not drawn: %s", path, exc)
     return files
