@@ -227,7 +227,7 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from vosc.lit.progress import stdout_is_terminal
+    from vosc.utils.progress import stdout_is_terminal
 
     info = probe_video(video)
     out = Path(out)
@@ -280,7 +280,7 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
 
 def _log_progress(name: str, done: int, total: int | None, fps: float, elapsed: float) -> None:
     """One progress line of :func:`segment_video` (stdout not a terminal)."""
-    from vosc.lit.progress import format_duration
+    from vosc.utils.progress import format_duration
 
     eta = (total - done) / fps if total and fps > 0 else float("inf")
     log.info("%s: frame %d/%s · %.2f frames/s · elapsed %s · ETA %s", name, done, total or "?", fps,

@@ -58,6 +58,7 @@ from vosc.metrics.rd import Provenance, RDCurve, RDPoint, Runtimes
 from vosc.models.enhancer.base import Enhancer
 from vosc.types import OperatingPoint
 from vosc.utils.io import atomic_write_json
+from vosc.utils.progress import SweepETA
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +314,7 @@ class Sweep:
         variants = self.variants
         checked = check_sequences(self.source.videos, self.max_frames, self.references, self.missing_gt)
         log.info("%d frame headers of %d sequences checked", checked, len(self.source))
+        eta = SweepETA([len(self._indices(r)) for r in self.source.videos], len(variants))
         for n, rec in enumerate(self.source.videos, 1):
             indices = self._indices(rec)
             seq = sequence_inputs(rec, indices, self.resize_long_edge)
@@ -325,9 +327,10 @@ class Sweep:
                     "[%d/%d] %s: all %d variants done, skipped", n, len(self.source), rec.name, len(variants)
                 )
                 continue
-            log.info("[%d/%d] %s: %d frames, %d/%d variants to compute", n, len(self.source), rec.name,
-                len(indices), len(todo), len(variants))
+            log.info("[%d/%d] %s: %d frames, %d/%d variants to compute, ETA %s", n, len(self.source),
+                rec.name, len(indices), len(todo), len(variants), eta.eta(n - 1))
             self._run_sequence(rec, indices, seq, todo)
+            eta.computed(n - 1, len(todo))
 
     def _load_sequence(self, rec: VideoRecord, indices: list[int]) -> LoadedSequence:
         """Frames, reference masks and scoring ground truth of one sequence (downscaled if asked)."""

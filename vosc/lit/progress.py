@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import sys
 import time
 import warnings
 from typing import Any
@@ -32,29 +31,14 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 
+from vosc.utils.progress import format_duration, stdout_is_terminal
+
 __all__ = ["ProgressLog", "StepProgressBar", "format_duration", "quiet_lightning_adverts",
            "single_lightning_handlers", "stdout_is_terminal"]
 
 log = logging.getLogger("vosc.progress")
 
 _ADVERTS = ("💡 Tip: For seamless cloud logging", "💡 Tip: For seamless cloud uploads")
-
-
-def stdout_is_terminal() -> bool:
-    """Whether stdout is an interactive terminal (not a file, pipe, ``nohup`` or SLURM log)."""
-    return bool(getattr(sys.stdout, "isatty", lambda: False)())
-
-
-def format_duration(seconds: float) -> str:
-    """``3h07m``, ``12m05s`` or ``42s`` (``?`` for an unknown or infinite duration)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
 
 
 class StepProgressBar(RichProgressBar):
