@@ -10,7 +10,7 @@ Examples::
     python train.py -m hydra/launcher=slurm experiment=main_x265 trainer=ddp   # SLURM via submitit
 
 Enhancer stages: ``experiment=enhancer_s1_x265`` (pixel loss), ``enhancer_s2_x265`` / ``enhancer_s3_x265``
-with ``vos_ckpt=`` and ``enhancer_ckpt=``, ``baseline_ft_x265`` (README "Compression-aware enhancement").
+with ``vos_ckpt=`` and ``enhancer_ckpt=``, ``baseline_ft_x265`` (docs/enhancer.md).
 
 ``vos_ckpt`` (a vosc Lightning checkpoint: its EMA weights and stored network config; or an official
 AOT/AOST checkpoint into ``model``) initialises the VOS network (frozen in stage 2). ``enhancer_ckpt``

@@ -14,7 +14,7 @@ Parts (each in its own time box, ``--budget-s``; a failure is recorded and the s
    R50-AOT-L in fp32 / fp16, eager / ``torch.compile``, with the official published FPS
    (``bench/gpu_check_infer.py``); ``--reference PATH`` times the official pure-torch AOST too.
 
-Writes one JSON file (schema ``vosc-gpu-check/1``, README "GPU check") and prints a table.
+Writes one JSON file (schema ``vosc-gpu-check/1``, docs/gpu-check.md) and prints a table.
 
 On a GPU the default boxes add up to the 8-minute total. On the CPU (``--device cpu``) each default box, and
 the total, is stretched by how loaded the machine is when the part starts (``load_scale`` in

@@ -1,10 +1,10 @@
 """The default torch intra-op thread count of training (``threads: auto``).
 
-Measured on a shared 2-core VM (README "Threads"): with other jobs on the cores, two spinning OpenMP threads
-per process made a quickstart step 10-20x slower than one thread; one thread per process plus the data-loader
-worker keeps both cores busy on an idle machine too. ``auto`` therefore leaves half of the cores that the
-data-loader workers do not use to other work: ``max(1, min(4, (cores - workers) // 2))`` -- 1 on 2-4 cores,
-up to 4 on large machines. Entry points also default ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep).
+Measured on a shared 2-core VM (docs/training.md "Threads"): with other jobs on the cores, two spinning OpenMP
+threads per process made a quickstart step 10-20x slower than one thread; one thread per process plus the
+data-loader worker keeps both cores busy on an idle machine too. ``auto`` therefore leaves half of the cores
+that the data-loader workers do not use to other work: ``max(1, min(4, (cores - workers) // 2))`` -- 1 on 2-4
+cores, up to 4 on large machines. Entry points also default ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep).
 """
 
 from __future__ import annotations
