@@ -110,6 +110,16 @@ def test_progress_log_every_seconds_and_off(caplog: pytest.LogCaptureFixture) ->
     assert steps == ["step 1/3", "step 2/3", "step 3/3"]
 
 
+def test_progress_log_enhancer_dpsnr() -> None:
+    """The enhancer stages validate ΔPSNR, not J&F: the lines show it."""
+    trainer = L.Trainer(max_steps=10, logger=False, enable_checkpointing=False)
+    trainer.callback_metrics["val/dpsnr"] = torch.tensor(0.3125)
+    cb = ProgressLog()
+    cb._start = 0.0
+    assert cb.line(trainer, 5, 10.0, 0.5).endswith("loss 0.5000 · 0.50 steps/s · elapsed 10s · ETA 10s · "
+                                                   "val ΔPSNR +0.312 dB")
+
+
 def test_format_duration() -> None:
     assert [format_duration(s) for s in (0.4, 42, 725, 11220, float("inf"), -1)] == [
         "0s", "42s", "12m05s", "3h07m", "?", "?"]

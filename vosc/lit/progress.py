@@ -152,8 +152,11 @@ class ProgressLog(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """One line with the validation's J&F per depth (not for the sanity check)."""
         if self.active and trainer.is_global_zero and not trainer.sanity_checking:
-            jf = _last_jf(trainer.callback_metrics)
-            log.info("validation at step %d: J&F %s", trainer.global_step, jf or "-")
+            jf, dpsnr = _last_jf(trainer.callback_metrics), trainer.callback_metrics.get("val/dpsnr")
+            if not jf and dpsnr is not None:
+                log.info("validation at step %d: ΔPSNR %+.3f dB", trainer.global_step, float(dpsnr))
+            else:
+                log.info("validation at step %d: J&F %s", trainer.global_step, jf or "-")
 
     def line(self, trainer: L.Trainer, step: int, now: float, loss: float | None) -> str:
         """The progress line at ``step`` (wall clock ``now``, ``time.perf_counter``)."""
@@ -171,7 +174,11 @@ class ProgressLog(Callback):
                  f"loss {loss:.4f}" if loss is not None else "loss ?", f"{rate:.2f} steps/s",
                  f"elapsed {format_duration(elapsed)}", f"ETA {format_duration(eta)}"]
         jf = _last_jf(trainer.callback_metrics)
-        parts.append(f"val J&F {jf}" if jf else "val J&F -")
+        dpsnr = trainer.callback_metrics.get("val/dpsnr")  # the enhancer's stages 1/2
+        if not jf and dpsnr is not None:
+            parts.append(f"val ΔPSNR {float(dpsnr):+.3f} dB")
+        else:
+            parts.append(f"val J&F {jf}" if jf else "val J&F -")
         return " · ".join(parts)
 
 
