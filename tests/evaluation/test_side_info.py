@@ -169,3 +169,28 @@ def test_analysis_options_are_checked(tmp_path: Path, davis_mini: Path, tiny_mod
     with pytest.raises(ConfigError, match="roi codes x265 only; the ladder also has \\['vvenc'\\]"):
         _sweep(EncoderSideSweep, tmp_path, davis_mini, tiny_model, _Guard(),
                [OperatingPoint("x265", 42), OperatingPoint("vvenc", 42)], roi=RoiX265Codec())
+
+
+@pytest.mark.codec
+def test_encoder_mode_with_enhancer(tmp_path: Path, davis_mini: Path, tiny_model: torch.nn.Module) -> None:
+    """The enhancer runs on the decoded video only (PSNR, viewing): the masks and J&F do not change, its time
+    is decoder-side, and a non-identity enhancer changes the PSNR-Y."""
+    from vosc.evaluation.sweep import EnhancerSpec
+    from vosc.models.enhancer import CompressionAwareEnhancer
+
+    torch.manual_seed(0)
+    net = CompressionAwareEnhancer("tiny").eval()
+    with torch.no_grad():
+        net.tail.weight.normal_(0.0, 1e-2)
+    sweep = _sweep(EncoderSideSweep, tmp_path, davis_mini, tiny_model, _Guard(), [OperatingPoint("x265", 42)],
+                   enhancer=EnhancerSpec(net, "tiny", "fp"), enhancer_mode="both")
+    sweep.run()
+    curves = sweep.curves()
+    plain, enh = curves[("x265+enc", 2, False)].points[0], curves[("x265+enc", 2, True)].points[0]
+    assert curves[("x265+enc", 2, True)].label == "x265+enc d2 +tiny"
+    assert enh.jf == plain.jf and enh.bpp == plain.bpp and enh.psnr != plain.psnr
+    variant = Variant(OperatingPoint("x265", 42), 2, True)
+    marker = json.loads(sweep.marker_path(variant, "blackswan").read_text())
+    rt = marker["runtimes"]
+    assert rt["enhance"] > 0 and rt["t_d"] == pytest.approx(rt["decode"] + rt["mask_decode"] + rt["enhance"])
+    assert "x265+enc/q42/d2/enh" in str(sweep.folder(variant))
