@@ -8,11 +8,15 @@ Examples::
     python evaluate.py ckpt=... dataset=folder data_root=/data/DAVIS ladder.points=[none,x265:32,x265:42]
     python evaluate.py ckpt=... enhancer=both enhancer_ckpt=enh.ckpt model/enhancer@enhancer_net=cae_base
     python evaluate.py ckpt=... dataset=ytvos depths=[1,2,3]   # writes the submission zip per variant
+    python evaluate.py ckpt=... dataset=davis_mini analysis=encoder   # VOS at the encoder, masks as side info
+    python evaluate.py ckpt=... analysis=encoder side_info.object_aware=roi   # + object-aware x265 (see
+                                                                    # docs/encoder_side.md)
 
 Outputs (``out_dir`` = ``outputs/eval``)::
 
     <out_dir>/<dataset>/<codec>/q<q>/d<depth>/{pred/<seq>/<frame>.png, sequences/<seq>.json}   (none: raw/)
     <out_dir>/<dataset>/<codec>/q<q>/d<depth>/enh/...          enhanced frames (enhancer=on|both)
+    <out_dir>/<dataset>/<codec>+enc[+roi][+blur]/q<q>/d<depth>/  analysis=encoder (curves "x265+enc d3")
     <out_dir>/<dataset>/<codec>/rd_d<depth>[_enh].json         one RD curve (vosc.rd/1 schema)
     <out_dir>/<dataset>/{summary,bd_jf,bd_psnr,enhancer,enhancer_bd}.{md,csv}, rd_jf.png, rd_psnr.png
     <out_dir>/<dataset>/evaluation.json                        index of the above + run counters
