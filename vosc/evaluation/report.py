@@ -75,6 +75,7 @@ def _point_row(curve: RDCurve, point: RDPoint) -> Row:
         "enhancer": p.enhancer or "",
         "dataset": p.dataset,
         "bpp": point.bpp,
+        "mask_bpp": point.extra.get("mask_bpp"),
         "J&F": point.jf,
         "J": point.j,
         "F": point.f,
@@ -85,6 +86,9 @@ def _point_row(curve: RDCurve, point: RDPoint) -> Row:
         "decode_s": rt.decode,
         "vos_s": rt.vos,
         "total_s": rt.total,
+        "t_e_s": point.extra.get("t_e"),
+        "t_d_s": point.extra.get("t_d"),
+        "analysis": point.extra.get("analysis"),
         "fps": rt.fps,
         "vos_fps": rt.vos_fps,
         "phantom_ids": format_phantom_ids(point.extra.get("phantom_ids") or {}),
@@ -173,7 +177,7 @@ def _fmt(key: str, value: Any) -> str:
     if isinstance(value, float):
         if key in _PERCENT_COLUMNS:
             return f"{100.0 * value:.2f}"
-        if key == "bpp":
+        if key in ("bpp", "mask_bpp"):
             return f"{value:.4f}"
         if key == "gap recovered":
             return f"{100.0 * value:.1f}%"
