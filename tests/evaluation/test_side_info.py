@@ -19,6 +19,7 @@ from vosc.codecs.roi import BackgroundBlur, RoiX265Codec
 from vosc.config import ConfigError
 from vosc.evaluation import side_info
 from vosc.evaluation.builders import build_analysis
+from vosc.evaluation.report import summary_rows
 from vosc.evaluation.side_info import EncoderSideSweep
 from vosc.evaluation.sweep import Sweep, Variant
 from vosc.inference.segmenter import VideoSegmenter
@@ -106,6 +107,10 @@ def test_encoder_mode_segments_at_the_encoder_only(tmp_path: Path, davis_mini: P
     assert raw.points[0].extra["analysis"] == "original" == raw.provenance.extra["analysis"]
     assert enc.provenance.extra["analysis"] == "encoder"
     assert enc.provenance.extra["mask_coder"] == "x265-lossless"
+    rows = {(r["curve"], r["q"]): r for r in summary_rows([raw, enc])}
+    assert rows[("x265+enc d2", 42)]["analysis"] == "encoder" and rows[("x265+enc d2", 42)]["mask_bpp"] > 0
+    assert rows[("none d2", None)]["analysis"] == "original" and rows[("none d2", None)]["mask_bpp"] == 0
+    assert rows[("x265+enc d2", 42)]["t_d_s"] < rows[("x265+enc d2", 42)]["t_e_s"]
     for seq in ("blackswan", "car-shadow"):
         marker = json.loads(sweep.marker_path(Variant(OperatingPoint("x265", 42), 2), seq).read_text())
         raw_dir = sweep.folder(Variant(OperatingPoint("none"), 2)) / "pred" / seq
