@@ -86,6 +86,7 @@ def _watch_decoder(monkeypatch: pytest.MonkeyPatch, guard: _Guard) -> list[int]:
 def test_encoder_mode_segments_at_the_encoder_only(tmp_path: Path, davis_mini: Path,
                                                    tiny_model: torch.nn.Module,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _sweep(Sweep, tmp_path, davis_mini, tiny_model, _Guard(), [OperatingPoint("x265", 42)]).run()  # decoder
     guard = _Guard()
     decodes = _watch_decoder(monkeypatch, guard)
     ladder = [OperatingPoint("none"), OperatingPoint("x265", 42), OperatingPoint("x265", 47)]
@@ -124,6 +125,9 @@ def test_encoder_mode_segments_at_the_encoder_only(tmp_path: Path, davis_mini: P
         # the counted mask bits are exactly the bytes of the side-information stream of these masks
         assert marker["mask_bits"] == 8 * len(X265LosslessMaskCodec().encode(masks))
         assert marker["bits"] == marker["video_bits"] + marker["mask_bits"]
+        assert marker["encode_cached"]  # the decoder-mode bitstream of x265:42, shared by both modes
+        decoder = json.loads((tmp_path / "eval/davis-mini/x265/q42/d2/sequences" / f"{seq}.json").read_text())
+        assert decoder["analysis"] == "decoder" and decoder["bits"] == marker["video_bits"]
         rt = marker["runtimes"]
         assert marker["analysis"] == "encoder" and rt["vos"] > 0 and rt["mask_decode"] > 0
         assert rt["t_e"] == pytest.approx(rt["encode"] + rt["prefilter"] + rt["vos"] + rt["mask_encode"])

@@ -85,7 +85,7 @@ class EncodedSide:
 
 def encode_side(codec: Codec, q: int, raw: np.ndarray, encoder_masks: np.ndarray, vos_s: float,
                 mask_stream: tuple[bytes, float], prefilter: BackgroundBlur | None = None,
-                cache: tuple[BitstreamCache, str] | None = None) -> EncodedSide:
+                cache: tuple[BitstreamCache, str, str | None] | None = None) -> EncodedSide:
     """Code the video of one sequence at ``q`` next to its (already coded) masks.
 
     Args:
@@ -96,8 +96,9 @@ def encode_side(codec: Codec, q: int, raw: np.ndarray, encoder_masks: np.ndarray
         vos_s: Seconds the VOS network took on ``raw``.
         mask_stream: ``(bytes, seconds)`` of the mask coder.
         prefilter: Optional background pre-filter applied before coding.
-        cache: ``(cache, name)`` to reuse bitstreams of plain (non-ROI) codecs; ``name`` identifies the
-            sequence (the cache key also hashes the coded frames).
+        cache: ``(cache, name, content)`` to reuse bitstreams of plain (non-ROI) codecs; ``name`` identifies
+            the sequence, ``content`` its frames (``None``: a hash of the coded frames, e.g. after the
+            pre-filter). With the decoder-mode key, both modes share one bitstream (and its encode time).
     """
     seconds = {"vos": vos_s, "mask_encode": mask_stream[1], "prefilter": 0.0}
     frames = raw
@@ -112,9 +113,10 @@ def encode_side(codec: Codec, q: int, raw: np.ndarray, encoder_masks: np.ndarray
         seconds["encode"] = time.perf_counter() - t0
         video, qps = stream.bitstream, stream.frame_qps
     elif cache is not None:
-        store, name = cache
-        found = store.fetch(codec, frames, q, store.key_for(codec, q, name, content_key_frames(frames)),
-                            sequence=name)
+        store, name, content = cache
+        plain = content if prefilter is None and content else content_key_frames(frames)
+        found = store.fetch(codec, frames, q, store.key_for(codec, q, name, plain),
+                            sequence=name.rsplit("/", 1)[-1])
         video, qps, cached = found.bitstream, found.frame_qps, found.hit
         seconds["encode"] = found.encode_seconds
     else:
@@ -249,7 +251,7 @@ class EncoderSideSweep(Sweep):
             found = self._analyse(rec, data, depth)
             side = encode_side(codec, op.q, data.raw, found.masks, found.vos_s,
                                (found.stream, found.encode_s), self.prefilter,
-                               (self.cache, f"{self.source.name}/{rec.name}"))
+                               (self.cache, f"{self.source.name}/{rec.name}", seq.frames))
             frames, masks, types, dec_s = decode_side(codec, self.mask_codec, side, found.masks.shape)
             for variant in (v for v in op_todo if v.depth == depth):
                 self._finish_variant(variant, rec, indices, seq, data, side, (frames, masks, types), dec_s)
