@@ -53,3 +53,54 @@ def test_unknown_init_and_aot_blocks_are_refused() -> None:
         VOSModel(encoder="mobilenetv2_050", d_model=64, ffn_dim=128, lstt_init="xavier")
     with pytest.raises(ConfigError, match="needs S-LSTT blocks"):
         VOSModel(encoder="mobilenetv2_050", block="lstt", d_model=64, ffn_dim=128, lstt_init="propagation")
+
+
+def test_identity_embeddings_start_distinct() -> None:
+    """The reference's ID bank bias makes every identity's embedding nearly the same after AOST's LayerNorm;
+    the propagation init removes it, so that label propagation of the embeddings carries the identities."""
+    from vosc.models.propagation.init import identity_vectors
+
+    prop = identity_vectors(_model("propagation").id_bank, 11)
+    ref = identity_vectors(_model("reference").id_bank, 11)
+    cos = lambda e: F.normalize(e, dim=1) @ F.normalize(e, dim=1).t()  # noqa: E731
+    off = ~torch.eye(11, dtype=torch.bool)
+    assert cos(ref)[off].mean() > 0.9
+    assert cos(prop)[off].abs().max() < 0.5
+    assert torch.allclose(prop.square().mean(1), torch.ones(11), atol=0.05)  # unit RMS: LayerNorm's eps is negligible
+
+
+def _readout_model(num_heads: int = 2) -> VOSModel:
+    torch.manual_seed(0)
+    return VOSModel(encoder="efficientnet_lite0", pretrained=True, d_model=128, ffn_dim=256, num_heads=num_heads,
+                    droppath=0.0, freeze_at=5, encoder_head=False, lstt_init="propagation",
+                    decoder_readout=True).eval()
+
+
+def test_readout_starts_as_label_propagation_of_the_given_mask() -> None:
+    """decoder_readout: the untrained model's logits are the readout alone (conv_out starts at zero), and on a
+    real photo they give back the mask of the memory frame (the same frame, shifted by 16 pixels)."""
+    from skimage import data as skdata
+
+    from vosc.inference.segmenter import VideoSegmenter
+
+    model = _readout_model()
+    assert torch.count_nonzero(model.decoder.conv_out.weight) == 0
+    img = skdata.chelsea()[:289, :433]  # (289, 433, 3)
+    mask = torch.zeros(289, 433, dtype=torch.uint8)
+    mask[60:240, 80:300] = 1
+    shifted = torch.roll(torch.from_numpy(img), 16, dims=1).numpy()
+    moved = torch.roll(mask, 16, dims=1)
+    for depth in (1, 2, 3):
+        res = VideoSegmenter(model, depth=depth).segment([img, shifted], {0: mask.numpy()})
+        pred = torch.from_numpy(res[1].mask) > 0
+        iou = (pred & (moved > 0)).sum() / (pred | (moved > 0)).sum()
+        assert iou > 0.8, f"depth {depth}: IoU {iou:.3f}"
+
+
+def test_decoder_with_readout_needs_its_input() -> None:
+    model = _readout_model()
+    feats = model.encode(torch.randn(1, 3, 65, 65))
+    outs, _ = model.propagate(feats.tokens, feats.size_2d, 0, 1, id_emb=torch.randn(1, 25, 128))
+    with pytest.raises(ValueError, match="readout_in"):
+        model.decoder(torch.randn(1, 256, 5, 5), feats.feats, 0)
+    assert model.decode(feats.feats, outs, 1).shape == (1, 11, 17, 17)

@@ -24,7 +24,7 @@ from vosc.models.decoder.fpn import FPNDecoder, decoder_input
 from vosc.models.encoder.timm_backbone import TimmBackbone
 from vosc.models.propagation.attention import LocalAttention
 from vosc.models.propagation.id_bank import IDBank, one_hot_ids
-from vosc.models.propagation.init import check_lstt_init, propagation_init
+from vosc.models.propagation.init import check_lstt_init, distinct_ids_init, propagation_init, readout_init
 from vosc.models.propagation.memory import LayerMemory
 from vosc.models.propagation.position import PositionEmbeddingSine
 from vosc.models.propagation.s_lstt import LongShortTermTransformer
@@ -79,6 +79,10 @@ class VOSModel(VOSNetwork):
         lstt_init: ``"reference"`` (Xavier, as the official code) or ``"propagation"`` (S-LSTT only: the
             stack starts as label propagation over the encoder features, see
             :mod:`vosc.models.propagation.init`; vosc's pretrained-encoder CPU variants).
+        decoder_readout: vosc's propagation variants: a 1×1 readout from each depth's normed LSTT output to
+            the logits beside the FPN (``FPNDecoder(readout=True)``); with ``lstt_init="propagation"`` it
+            starts as the identity readout (:func:`~vosc.models.propagation.init.readout_init`), so the
+            untrained model is label propagation at stride 16 and training refines it.
         max_dis: Short-term window radius (7 → 15×15).
         align_corners: ``None`` → ``False`` for Swin (16×16 ID patches, 16k inputs), else ``True``.
     """
@@ -89,7 +93,7 @@ class VOSModel(VOSNetwork):
                  shared_layers: bool = False, d_model: int = 256, num_heads: int = 8, max_obj: int = 10,
                  ffn_dim: int = 1024, droppath: float = 0.1, pretrained: bool | str = False,
                  freeze_bn: bool = True, freeze_at: int = 2, max_dis: int = 7, encoder_head: bool = True,
-                 lstt_init: str = "reference",
+                 lstt_init: str = "reference", decoder_readout: bool = False,
                  align_corners: bool | None = None) -> None:
         super().__init__()
         if shared_layers and block != "slstt":
@@ -117,9 +121,14 @@ class VOSModel(VOSNetwork):
         else:
             in_dims = [d_model * (num_layers + 1)]
         self.decoder = FPNDecoder(
-            in_dims, max_obj + 1, d_model, dims, self.align_corners, scalable=self.scalable
+            in_dims, max_obj + 1, d_model, dims, self.align_corners, scalable=self.scalable,
+            readout_dim=d_model if decoder_readout else 0,
         )
         self.id_bank = IDBank(max_obj + 1, d_model, self.align_corners, use_norm=block == "slstt")
+        if lstt_init == "propagation":
+            distinct_ids_init(self.id_bank.conv)
+            if self.decoder.readout is not None:
+                readout_init(list(self.decoder.readout), self.id_bank)
         self.pos_generator = PositionEmbeddingSine(d_model // 2)
         self._pos_cache: dict[tuple[int, int, str], Tensor] = {}
 
@@ -201,7 +210,11 @@ class VOSModel(VOSNetwork):
         else:
             normed = [self.lstt.norm(depth - 1, outs[depth - 1])]
         x = decoder_input(feats[-1], normed, size_2d, self.intermediate)
-        return self.decoder(x, feats, depth - 1)
+        readout_in = None
+        if self.decoder.readout is not None:  # what the LSTT added to the projected feature tokens
+            b, c = feats[-1].shape[:2]
+            readout_in = outs[depth - 1].transpose(1, 2).reshape(b, c, *size_2d) - feats[-1]
+        return self.decoder(x, feats, depth - 1, readout_in)
 
     # ----------------------------------------------------------------------------------- memory
     def layer_memories(self, memory: Memory) -> list[LayerMemory]:

@@ -38,11 +38,16 @@ class FPNDecoder(nn.Module):
         align_corners: Bilinear upsampling mode.
         scalable: One input conv per entry of ``in_dims`` (``conv_in.i``), even for one entry; default:
             ``len(in_dims) > 1``.
+        readout_dim: vosc's propagation variants (``> 0``): a 1×1 ``readout`` conv per input conv from a
+            ``readout_dim``-channel 1/16 map (what the LSTT added to the tokens) straight to 1/16 logits,
+            upsampled and added to the FPN's logits; ``conv_out`` then starts at zero, so at initialisation
+            the logits are the readout's alone (set by :func:`vosc.models.propagation.init.readout_init`).
+            ``0`` (the reference and every official checkpoint): no readout.
     """
 
     def __init__(self, in_dims: Sequence[int], out_dim: int = 11, hidden_dim: int = 256,
                  shortcut_dims: Sequence[int] = (24, 32, 96, 1280), align_corners: bool = True,
-                 scalable: bool | None = None) -> None:
+                 scalable: bool | None = None, readout_dim: int = 0) -> None:
         super().__init__()
         self.align_corners = align_corners
         self.scalable = len(in_dims) > 1 if scalable is None else scalable
@@ -61,26 +66,43 @@ class FPNDecoder(nn.Module):
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
+        self.readout: nn.ModuleList | None = None
+        if readout_dim > 0:
+            self.readout = nn.ModuleList(nn.Conv2d(readout_dim, out_dim, 1) for _ in in_dims)
+            for conv in (*self.readout, self.conv_out):
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(cast(Tensor, conv.bias))
 
-    def forward(self, x: Tensor, shortcuts: Sequence[Tensor], conv_in_idx: int = 0) -> Tensor:
+    def forward(self, x: Tensor, shortcuts: Sequence[Tensor], conv_in_idx: int = 0,
+                readout_in: Tensor | None = None) -> Tensor:
         """Decode.
 
         Args:
             x: ``(B, in_dims[conv_in_idx], h16, w16)`` input (already concatenated).
             shortcuts: Encoder features ``[f4, f8, f16, ...]``, ``(B, c_i, h_i, w_i)``.
             conv_in_idx: Which input conv (depth − 1) for the scalable head.
+            readout_in: ``(B, readout_dim, h16, w16)``, needed when the decoder has a readout.
 
         Returns:
             ``(B, out_dim, h4, w4)`` logits at 1/4 resolution.
         """
         conv_in = cast(nn.ModuleList, self.conv_in)[conv_in_idx] if self.scalable else self.conv_in
+        skip = None
+        if self.readout is not None:
+            if readout_in is None:
+                raise ValueError("this decoder has a readout: pass readout_in")
+            skip = self.readout[conv_in_idx if self.scalable else 0](readout_in)
         x = F.relu(conv_in(x))
         x = F.relu(self.conv_16x(self.adapter_16x(shortcuts[-2]) + x))
         x = F.interpolate(x, size=shortcuts[-3].shape[-2:], mode="bilinear", align_corners=self.align_corners)
         x = F.relu(self.conv_8x(self.adapter_8x(shortcuts[-3]) + x))
         x = F.interpolate(x, size=shortcuts[-4].shape[-2:], mode="bilinear", align_corners=self.align_corners)
         x = F.relu(self.conv_4x(self.adapter_4x(shortcuts[-4]) + x))
-        return self.conv_out(x)
+        logits = self.conv_out(x)
+        if skip is not None:
+            logits = logits + F.interpolate(skip, size=logits.shape[-2:], mode="bilinear",
+                                            align_corners=self.align_corners)
+        return logits
 
 
 def decoder_input(projected: Tensor, normed: Sequence[Tensor], size_2d: tuple[int, int],

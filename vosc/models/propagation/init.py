@@ -20,6 +20,8 @@ AOT's LSTT block (``linear_Q``/``linear_V``) is not covered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -28,6 +30,58 @@ from vosc.config import ConfigError
 LSTT_INITS = ("reference", "propagation")
 
 
+def distinct_ids_init(conv: nn.Conv2d) -> None:
+    """Zero the ID bank's bias.
+
+    With the reference's initialisation (orthogonal weights at gain ``17^-2``, PyTorch's default bias) the
+    bias is about 20 times the weights' response to a uniform region, so after AOST's LayerNorm every identity
+    has nearly the same embedding (cosine ≈ 0.99): label propagation of the embeddings would carry no identity
+    at the start. Without the bias the identities start nearly orthogonal; the weights are then rescaled so
+    that a uniform region's response has unit standard deviation over channels (the LayerNorm's ``eps``
+    would otherwise shrink the embeddings about threefold).
+    """
+    with torch.no_grad():
+        if conv.bias is not None:
+            conv.bias.zero_()
+        response = conv.weight.sum(dim=(2, 3))  # (d, num_ids): a uniform region of each identity
+        conv.weight.div_(response.std(dim=0).mean())
+
+
+def identity_vectors(id_bank: nn.Module, num_ids: int) -> torch.Tensor:
+    """``(num_ids, d_model)``: the embedding of a token that lies wholly inside one identity's region.
+
+    The ID bank's patch conv (and AOST's LayerNorm) applied to a uniform 33×33 one-hot map of each identity;
+    the centre token sees only that identity.
+    """
+    with torch.no_grad():
+        one_hot = torch.eye(num_ids).view(num_ids, num_ids, 1, 1).expand(num_ids, num_ids, 33, 33)
+        weight = next(id_bank.parameters())
+        emb = id_bank(one_hot.to(weight))  # (num_ids, h*w, d)
+        side = int(round(emb.shape[1] ** 0.5))
+        return emb[:, (side // 2) * side + side // 2].clone()
+
+
+def readout_init(readouts: Sequence[nn.Conv2d], id_bank: nn.Module, scale: float = 10.0) -> None:
+    """Start each decoder ``readout`` (:class:`~vosc.models.decoder.fpn.FPNDecoder`) as the identity readout
+    of what the first ``n'`` layers added to the tokens: logit ``k`` = ``scale · <r, e_k> / (2 n' d)``, with
+    ``e_k`` the embedding of identity ``k`` (:func:`identity_vectors`) and ``d`` its width.
+
+    With :func:`propagation_init` each layer adds the embeddings propagated from the long- and the short-term
+    memory, about ``2 Σ_k p_k e_k`` (``e_k`` nearly orthogonal, ``|e_k|² = d``), so the logits start as
+    ``scale · p_k``: the untrained model is label propagation at stride 16.
+
+    Args:
+        readouts: One 1×1 conv per depth ``n' = 1, 2, ...``.
+        id_bank: The model's identity bank.
+        scale: Logit gap between a fully propagated identity and an absent one.
+    """
+    emb = identity_vectors(id_bank, readouts[0].out_channels)
+    d = emb.shape[1]
+    with torch.no_grad():
+        for depth, conv in enumerate(readouts, start=1):
+            conv.weight.copy_((emb * (scale / (2 * depth * d))).view_as(conv.weight))
+            if conv.bias is not None:
+                conv.bias.zero_()
 def _identity(linear: nn.Linear) -> None:
     with torch.no_grad():
         linear.weight.copy_(torch.eye(linear.out_features, linear.in_features))
