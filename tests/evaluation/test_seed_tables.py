@@ -35,10 +35,21 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.codec
 @pytest.mark.slow
 def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    from vosc.lit.enhancer_module import save_enhancer_weights
+    from vosc.models.enhancer import CompressionAwareEnhancer
+
+    torch.manual_seed(0)
+    net = CompressionAwareEnhancer("tiny")
+    with torch.no_grad():
+        net.tail.weight.normal_(0.0, 1e-3)  # not the identity: the enhancer changes the frames
+    enhancer = save_enhancer_weights(net, tmp_path / "enhancer.ckpt")
     out = tmp_path / "tables"
     status = _bench().main(["--root", str(davis_mini), "--out", str(out), "--max-frames", "3",
                             "--resize-long-edge", "64", "--rd-crfs", "42", "47", "--vvenc", "47",
-                            "--eval-arg", "segmenter.max_long_edge=64", "--lossy-mask-factors", "4"])
+                            "--eval-arg", "segmenter.max_long_edge=64", "--lossy-mask-factors", "4",
+                            "--enhancer-ckpt", str(enhancer)])
     assert status == 0
     assert "RANDOMLY INITIALISED aost_small" in caplog.text
     for name in ("table1", "table2", "table3", "side_info", "rd_compare", "object_aware"):
@@ -46,14 +57,16 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
     assert (out / "rd_compare_aost_small-random_d3.png").stat().st_size > 1000
     t1 = _rows(out / "table1.csv")
     measured = {r["method"]: r for r in t1 if r["source"] == "measured"}
-    assert set(measured) == {"original", "x265", "vvenc", "x265+enc", "vvenc+enc", "x265+enc+roi",
-                             "x265+enc+blur", "vvenc+enc+blur", "x265+enc+m4"}
+    methods = {"x265", "vvenc", "x265+enc", "vvenc+enc", "x265+enc+roi", "x265+enc+blur", "vvenc+enc+blur",
+               "x265+enc+m4"}
+    assert set(measured) == {"original"} | methods | {f"{m} +cae_tiny" for m in methods}
     assert {r["model"] for r in measured.values()} == {"aost_small-random"}
     paper = {(r["method"], r["model"]) for r in t1 if r["source"] == "paper"}
     assert paper >= {("Ours", "AOT"), ("x265", "STCN")}
     assert "published numbers" in (out / "table1.md").read_text()
     jf = {m: float(r["J&F"]) for m, r in measured.items()}
     assert jf["x265+enc"] == pytest.approx(jf["original"]) == pytest.approx(jf["x265+enc+roi"])
+    assert jf["x265+enc +cae_tiny"] == pytest.approx(jf["original"])  # the enhancer does not touch the masks
     side = {r["method"]: r for r in _rows(out / "side_info.csv")}
     enc, dec = side["x265+enc"], side["x265"]
     assert float(enc["video_bpp"]) == pytest.approx(float(dec["bpp"]))  # same x265 bitstream (cached)
@@ -65,13 +78,17 @@ def test_seed_tables_end_to_end(tmp_path: Path, davis_mini: Path, caplog: pytest
     t2 = {r["method"]: r for r in _rows(out / "table2.csv") if r["source"] == "measured"}
     assert float(t2["x265+enc"]["t_d"]) < float(t2["x265"]["t_d"])  # no VOS network at the decoder
     t3 = [r for r in _rows(out / "table3.csv") if r["source"] == "measured"]
-    assert len(t3) == 9 and all(r["J-Recall"] != "" and r["F-Decay"] != "" for r in t3)
+    assert len(t3) == 17 and all(r["J-Recall"] != "" and r["F-Decay"] != "" for r in t3)
     compare = _rows(out / "rd_compare.csv")
-    assert {r["encoder mode"] for r in compare} == {"x265+enc d3", "vvenc+enc d3", "x265+enc+roi d3",
-                                                    "x265+enc+blur d3", "vvenc+enc+blur d3", "x265+enc+m4 d3"}
-    assert {r["decoder mode"] for r in compare} == {"x265 d3", "vvenc d3"}
+    def both(labels: set[str]) -> set[str]:
+        return labels | {f"{label} +cae_tiny" for label in labels}
+
+    encoder = {"x265+enc d3", "vvenc+enc d3", "x265+enc+roi d3", "x265+enc+blur d3", "vvenc+enc+blur d3",
+               "x265+enc+m4 d3"}
+    assert {r["encoder mode"] for r in compare} == both(encoder)
+    assert {r["decoder mode"] for r in compare} == both({"x265 d3", "vvenc d3"})
     aware = _rows(out / "object_aware.csv")
-    assert {r["method"] for r in aware} == {"x265+enc+roi d3", "x265+enc+blur d3", "vvenc+enc+blur d3"}
+    assert {r["method"] for r in aware} == both({"x265+enc+roi d3", "x265+enc+blur d3", "vvenc+enc+blur d3"})
     assert all(float(r["PSNR-Y inside"]) > 0 and float(r["PSNR-Y outside"]) > 0 for r in aware)
 
 

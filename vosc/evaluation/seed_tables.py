@@ -167,6 +167,8 @@ def run_seed_tables(models: Sequence[ModelSpec], settings: SeedSettings) -> dict
         Written files by name (``table1``, ..., ``<model>_rd_compare_<model>_d<depth>``).
     """
     from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     import evaluate as entry
 
@@ -180,7 +182,11 @@ def run_seed_tables(models: Sequence[ModelSpec], settings: SeedSettings) -> dict
         for label, extra in _runs(settings):
             log.info("seed tables: %s, %s", model.name, label)
             with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-                cfg = compose("evaluate", overrides=[*_overrides(model, settings), *extra])
+                cfg = compose("evaluate", overrides=[*_overrides(model, settings), *extra],
+                              return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)  # the group choices name the model and the enhancer
+            with open_dict(cfg):
+                del cfg["hydra"]
             entry.evaluate(cfg)
     return build_tables([m.name for m in models], settings)
 
