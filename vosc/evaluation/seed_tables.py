@@ -187,7 +187,10 @@ def run_seed_tables(models: Sequence[ModelSpec], settings: SeedSettings) -> dict
             HydraConfig.instance().set_config(cfg)  # the group choices name the model and the enhancer
             with open_dict(cfg):
                 del cfg["hydra"]
-            entry.evaluate(cfg)
+            try:
+                entry.evaluate(cfg)
+            finally:
+                HydraConfig.instance().cfg = None  # no Hydra state left behind for the caller
     return build_tables([m.name for m in models], settings)
 
 
