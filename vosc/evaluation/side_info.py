@@ -273,7 +273,7 @@ class EncoderSideSweep(Sweep):
         runtimes = {**{k: side.seconds.get(k, 0.0) for k in ENCODER_KEYS}, **dec_s, "enhance": enhance_s}
         record = {"analysis": "encoder", "bits": 8 * (len(side.video) + len(side.masks)),
                   "video_bits": 8 * len(side.video), "mask_bits": 8 * len(side.masks),
-                  "mask_coder": self.mask_codec.label, "object_aware": self.method(variant.op.codec),
+                  "mask_coder": self.mask_codec.label, "method": self.method(variant.op.codec),
                   "psnr_frames": frame_psnr(data.raw, frames), "psnr_inside": inside, "psnr_outside": outside,
                   "psnr_regions": "ground truth" if data.gt is not None else "encoder masks",
                   "encode_cached": side.video_cached, "frame_qps": side.frame_qps, "frame_types": types,
