@@ -9,13 +9,15 @@ the working memory of the run (memory, activations, allocator caches).
 
 What grows without a cap is the long-term memory: one entry every ``long_term_gap`` frames (AOT/AOST:
 per-layer keys and values of every token, stored once per entry plus once in the concatenated copy that
-the attention reads). The compute also grows with it (each frame attends to every entry), which is why
-a very long uncapped run is predicted here from the measured per-entry growth (``--predict``) instead of
-being run on a shared CPU.
+the attention reads). The compute also grows with it (each frame attends to every entry), so an uncapped
+run's time per frame grows with its length and the whole run with frames².
 
-Example (the README table)::
+Each child logs a progress line every ``--every`` frames to stderr (frame, resident set, seconds); the
+parent rewrites ``--json`` after every finished measurement, so a long session keeps what it measured.
 
-    python bench/memory_long_video.py --lengths 100 1000 5000 --caps none 8 --size 854x480 \\
+Example (the table of docs/models.md, "Long videos: memory limits")::
+
+    python bench/memory_long_video.py --lengths 100 1000 5000 --caps 4 --size 432x240 \\
         --model aost --json memory.json
 """
 
@@ -87,7 +89,7 @@ def _nbytes(obj: Any) -> int:
 
 
 def child(frames: int, width: int, height: int, model: str, cap: int | None, offload: bool,
-          threads: int) -> dict[str, Any]:
+          threads: int, every: int = 0) -> dict[str, Any]:
     """One measurement in this process (see the module docstring)."""
     import torch
 
@@ -103,6 +105,11 @@ def child(frames: int, width: int, height: int, model: str, cap: int | None, off
     n = 0
     for _ in seg.run(synthetic_stream(frames, width, height), {0: first_mask(width, height)}):
         n += 1
+        if every and n % every == 0:
+            sys.stderr.write(f"frame {n}/{frames} rss {_vm_kb('VmRSS') / 1024:.0f} MB "
+                             f"peak {_vm_kb('VmHWM') / 1024:.0f} MB {time.perf_counter() - t0:.0f} s "
+                             f"load {os.getloadavg()[0]:.1f}\n")
+            sys.stderr.flush()
     seconds = time.perf_counter() - t0
     entries = sum(len(p.memory.long) for p in props)
     held = sum(_nbytes(p.memory.long) + _nbytes(p.memory.cache) + _nbytes(p.memory.short) for p in props)
@@ -115,15 +122,18 @@ def child(frames: int, width: int, height: int, model: str, cap: int | None, off
 
 
 def measure(frames: int, size: str, model: str, cap: int | None, offload: bool = False,
-            threads: int = 1, timeout: float | None = None) -> dict[str, Any]:
-    """Run :func:`child` in a fresh Python process and return its result."""
+            threads: int = 1, timeout: float | None = None, every: int = 0) -> dict[str, Any]:
+    """Run :func:`child` in a fresh Python process and return its result (its progress lines, with
+    ``every`` > 0, go to this process's stderr)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--lengths", str(frames), "--size", size,
-           "--model", model, "--caps", "none" if cap is None else str(cap), "--threads", str(threads)]
+           "--model", model, "--caps", "none" if cap is None else str(cap), "--threads", str(threads),
+           "--every", str(every)]
     if offload:
         cmd.append("--offload")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if every else subprocess.PIPE, text=True,
+                          timeout=timeout, cwd=ROOT, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"measurement failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"measurement failed ({' '.join(cmd)}):\n{(proc.stderr or '')[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -136,8 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="aost", help="conf/model name (random weights: memory does not care)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--offload", action="store_true")
-    p.add_argument("--predict", type=int, nargs="*", default=[],
-                   help="lengths of uncapped runs to predict from the two longest measured uncapped runs")
+    p.add_argument("--every", type=int, default=0, help="a progress line every N frames (0: none)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -145,26 +154,17 @@ def main(argv: list[str] | None = None) -> None:
     caps = [None if c == "none" else int(c) for c in args.caps]
     if args.child:
         sys.stdout.write(json.dumps(child(args.lengths[0], width, height, args.model, caps[0], args.offload,
-                                          args.threads)) + "\n")
+                                          args.threads, args.every)) + "\n")
         return
     rows = []
     for cap in caps:
         for n in args.lengths:
-            row = measure(n, args.size, args.model, cap, args.offload, args.threads)
+            row = measure(n, args.size, args.model, cap, args.offload, args.threads, every=args.every)
             sys.stderr.write(json.dumps(row) + "\n")
             rows.append(row)
-    uncapped = sorted((r for r in rows if r["max_long_term"] is None), key=lambda r: r["frames"])
-    if args.predict and len(uncapped) >= 2:
-        a, b = uncapped[-2], uncapped[-1]
-        slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["frames"] - a["frames"])
-        for n in args.predict:
-            peak = round(b["peak_rss_mb"] + slope * (n - b["frames"]), 1)
-            rows.append({**b, "frames": n, "peak_rss_mb": peak, "seconds": None, "s_per_frame": None,
-                         "predicted": True})
-    out = json.dumps(rows, indent=1)
-    if args.json:
-        args.json.write_text(out + "\n")
-    sys.stdout.write(out + "\n")
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    sys.stdout.write(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
