@@ -123,7 +123,8 @@ class LabelPropagation:
         from vosc.models.encoder.timm_backbone import FREEZE_ALL, TimmBackbone
 
         self.net = TimmBackbone(encoder, pretrained=True, freeze_bn=True, freeze_at=FREEZE_ALL).eval()
-        self.name = f"label-prop {encoder.replace('efficientnet_', '')}" + (f" x{scale:g}" if scale != 1.0 else "")
+        suffix = f" x{scale:g}" if scale != 1.0 else ""
+        self.name = f"label-prop {encoder.replace('efficientnet_', '')}{suffix}"
         if scale <= 0:
             raise ValueError(f"label propagation scale must be positive, got {scale}")
         self.top_k, self.temperature, self.recent, self.scale = top_k, temperature, recent, float(scale)

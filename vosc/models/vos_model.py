@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -128,7 +129,7 @@ class VOSModel(VOSNetwork):
         if lstt_init == "propagation":
             distinct_ids_init(self.id_bank.conv)
             if self.decoder.readout is not None:
-                readout_init(list(self.decoder.readout), self.id_bank)
+                readout_init([cast(nn.Conv2d, m) for m in self.decoder.readout], self.id_bank)
         self.pos_generator = PositionEmbeddingSine(d_model // 2)
         self._pos_cache: dict[tuple[int, int, str], Tensor] = {}
 
