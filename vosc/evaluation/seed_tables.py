@@ -235,10 +235,16 @@ def _seed_q(curve: RDCurve, settings: SeedSettings) -> int | None:
 
 
 def measured_rows(models: Sequence[str], settings: SeedSettings) -> list[dict[str, Any]]:
-    """One row per (method, model) at the seed's operating point, from ``<out>/<model>/*/*/rd_d*.json``."""
+    """One row per (method, model) at the seed's operating point and one depth (``settings.depth``, else the
+    deepest evaluated), from ``<out>/<model>/*/*/rd_d*.json``."""
     rows = []
     for model in models:
-        for curve in _curves(Path(settings.out) / model):
+        curves = _curves(Path(settings.out) / model)
+        depths = {c.provenance.depth for c in curves if c.provenance.depth is not None}
+        depth = settings.depth if settings.depth is not None else max(depths, default=None)
+        for curve in curves:
+            if curve.provenance.depth != depth:
+                continue
             point = _at(curve, _seed_q(curve, settings))
             if point is None:
                 continue
@@ -400,7 +406,8 @@ def build_tables(models: Sequence[str], settings: SeedSettings) -> dict[str, Pat
     out = Path(settings.out)
     rows = measured_rows(models, settings)
     if not rows:
-        raise FileNotFoundError(f"{out}: no RD JSON file of models {list(models)}; run the evaluations first")
+        raise FileNotFoundError(f"{out}: no RD JSON point of models {list(models)} at the seed's operating "
+                                f"point (depth {settings.depth or 'deepest'}); run the evaluations first")
     files: dict[str, Path] = {}
     for name in ("table1", "table2", "table3"):
         cols = COLUMNS[name]
