@@ -10,9 +10,18 @@ the model's cost. Runs on CPU, and on CUDA when available (``--device auto``).
 the official checkpoint, batch, identity permutation and step that ``verify-train`` checks) on CPU, per
 depth setting (``--depth-settings``, default each single depth and scalable supervision over all), and
 lists the official engine's forward+backward time that the fixture's ``meta.json`` recorded. That time
-comes from the fixture generator's machine and thread count: it is context, not a ratio. The official
-code is not installed here; to measure the ratio, time the official engine's step (``networks/engines``
-``forward`` + ``backward`` + its optimiser step) on the same batch in the same process and thread count.
+comes from the fixture generator's machine and thread count: it is context, not a ratio.
+
+``--fixture DIR --reference EXPORT`` measures the ratio: vosc's step and the official engine's step
+(``yoxu515/aot-benchmark`` branch ``paot``, exported with ``git archive`` outside the repository;
+``bench/official_aost.py`` builds it) on the same batch, checkpoint, ``step`` and thread count (default 1),
+in one process on CPU, interleaved (vosc, official, official, vosc, ...: ``--repeats`` pairs, each side's
+median) so that load on the machine affects both alike. Per depth setting it reports both medians (wall and
+CPU time), the ratio official / vosc, and the two losses of the first step (the same computation: they
+agree to float rounding). ``--crop S`` takes the top-left ``S x S`` of the batch (a quick run)::
+
+    python bench/train_speed.py --fixture ../shared/fixtures/train-parity/aost \
+        --reference /path/to/aot-official --repeats 7 --json out.json
 """
 
 from __future__ import annotations
@@ -22,9 +31,12 @@ import json
 import logging
 import os
 import platform
+import statistics
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -133,6 +145,150 @@ def run_fixture(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
+def _crop_batch(batch: VOSBatch, crop: int | None) -> VOSBatch:
+    """The top-left ``crop x crop`` of every frame and mask ``(B, T, C, S, S)`` (``None``: unchanged)."""
+    if crop is None:
+        return batch
+    return VOSBatch(frames=batch.frames[..., :crop, :crop].contiguous(),
+                    masks=batch.masks[..., :crop, :crop].contiguous(), num_objects=batch.num_objects,
+                    codec=batch.codec, q=batch.q, bits=batch.bits, sequences=batch.sequences)
+
+
+class VoscStep:
+    """vosc's training step on a train-parity fixture: :meth:`VOSModule.training_loss` (what
+    ``training_step`` back-propagates), ``backward``, the trainer's gradient clipping (norm 5) and AdamW
+    with :meth:`VOSModule.configure_optimizers`' groups.
+
+    Args:
+        fixture: The fixture folder.
+        step: The training step (schedules).
+        depths: Supervised depths.
+        crop: Optional top-left crop of the batch.
+    """
+
+    def __init__(self, fixture: Path, step: int, depths: list[int], crop: int | None = None) -> None:
+        from vosc.checkpoints.train_parity import _load, build_module, fixture_batch
+
+        self.module = build_module(_load(fixture / "expected.pt"), _load(fixture / "meta.json"),
+                                   fixture / "checkpoint.pth")
+        self.module.depths = sorted(depths)
+        self.state = {k: v.clone() for k, v in self.module.state_dict().items()}
+        batch, self.perm = fixture_batch(_load(fixture / "batch.pt"))
+        self.batch = _crop_batch(batch, crop)
+        self.step = int(step)
+        self.opt = torch.optim.AdamW(param_groups(self.module.model, 0.07), lr=2e-4)
+
+    def reset_weights(self) -> None:
+        """Back to the fixture's checkpoint, with a fresh optimiser state."""
+        self.module.load_state_dict(self.state)
+        self.opt.state.clear()
+
+    def __call__(self) -> float:
+        """One step; returns the loss."""
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.module.training_loss(self.batch, self.step, self.perm).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {float(loss)}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 5.0)
+        self.opt.step()
+        return float(loss.detach())
+
+
+def _timed(fn: Callable[[], float]) -> tuple[float, float, float]:
+    """``(wall seconds, CPU seconds, loss)`` of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    loss = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, loss
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def compare_setting(vosc: VoscStep, official: Callable[[], float], repeats: int, warmup: int
+                    ) -> dict[str, Any]:
+    """Interleave ``repeats`` pairs of steps (vosc first in even pairs, official first in odd ones) after
+    ``warmup`` untimed pairs; the first pair starts from the checkpoint on both sides (its losses are
+    compared).
+
+    Returns:
+        ``{"vosc": {...}, "official": {...}, "ratio_wall", "ratio_cpu", "loss_vosc", "loss_official"}``;
+        ratio = official median / vosc median (> 1: vosc is faster).
+    """
+    vosc.reset_weights()
+    getattr(official, "reset_weights", lambda: None)()
+    times: dict[str, dict[str, list[float]]] = {k: {"wall_s": [], "cpu_s": []} for k in ("vosc", "official")}
+    first: dict[str, float] = {}
+    sides: dict[str, Callable[[], float]] = {"vosc": vosc, "official": official}
+    for i in range(warmup + repeats):
+        order = ("vosc", "official") if i % 2 == 0 else ("official", "vosc")
+        for side in order:
+            wall, cpu, loss = _timed(sides[side])
+            first.setdefault(side, loss)
+            if i >= warmup:
+                times[side]["wall_s"].append(wall)
+                times[side]["cpu_s"].append(cpu)
+    out: dict[str, Any] = {}
+    for side, t in times.items():
+        out[side] = t | {"median_wall_s": _median(t["wall_s"]), "median_cpu_s": _median(t["cpu_s"])}
+    out["ratio_wall"] = out["official"]["median_wall_s"] / out["vosc"]["median_wall_s"]
+    out["ratio_cpu"] = out["official"]["median_cpu_s"] / out["vosc"]["median_cpu_s"]
+    out["loss_vosc"], out["loss_official"] = first["vosc"], first["official"]
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def run_reference(args: argparse.Namespace) -> dict[str, Any]:
+    """vosc's step against the official engine's, per depth setting, interleaved in this process (CPU)."""
+    from official_aost import OfficialStep
+
+    from vosc.checkpoints.train_parity import _load
+
+    fdir = Path(args.fixture)
+    expected = _load(fdir / "expected.pt")
+    step = int(expected["cases"][args.case]["step"])
+    all_depths = [int(d) for d in expected["depths"]]
+    settings = args.depth_settings or [[d] for d in all_depths] + [all_depths]
+    load_before = list(os.getloadavg())
+    rows: dict[str, Any] = {}
+    for depths in settings:
+        depths = sorted(depths)
+        key = "scalable " + ",".join(map(str, depths)) if depths == all_depths else f"d{depths[0]}"
+        vosc = VoscStep(fdir, step, depths, args.crop)
+        official = OfficialStep(args.reference, fdir, step, None if depths == all_depths else depths,
+                                args.crop)
+        rows[key] = compare_setting(vosc, official, args.repeats, args.warmup) | {"depths": depths}
+        r = rows[key]
+        log.info("%s: vosc %.3f s, official %.3f s (wall medians), official/vosc %.2fx (CPU time %.2fx); "
+                 "first-step loss %.7f vs %.7f; load %.2f", key, r["vosc"]["median_wall_s"],
+                 r["official"]["median_wall_s"], r["ratio_wall"], r["ratio_cpu"], r["loss_vosc"],
+                 r["loss_official"], os.getloadavg()[0])
+    return {"fixture": str(fdir), "reference": str(args.reference), "case": args.case, "step": step,
+            "crop": args.crop, "repeats": args.repeats, "warmup": args.warmup, "per_depth_setting": rows,
+            "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": list(os.getloadavg())}
+
+
+def format_reference(res: dict[str, Any]) -> str:
+    """Markdown table of :func:`run_reference`."""
+    lines = ["| depth setting | vosc (s) | official (s) | official / vosc | CPU-time ratio | loss vosc | "
+             "loss official |", "|---|---|---|---|---|---|---|"]
+    for key, r in res["per_depth_setting"].items():
+        lines.append(f"| {key} | {r['vosc']['median_wall_s']:.3f} | {r['official']['median_wall_s']:.3f} | "
+                     f"{r['ratio_wall']:.2f}x | {r['ratio_cpu']:.2f}x | {r['loss_vosc']:.7f} | "
+                     f"{r['loss_official']:.7f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run on the requested devices, print and optionally write JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -152,10 +308,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--case", default="step25000", help="--fixture: the case whose step is timed")
     p.add_argument("--depth-settings", type=lambda s: [int(x) for x in s.split(",")], nargs="*", default=None,
                    help="--fixture: supervised depth sets, e.g. 1 2 3 1,2,3 (default: each depth and all)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="--fixture: an export of the official code (yoxu515/aot-benchmark, branch paot): "
+                        "time its step against vosc's, interleaved in one process (CPU, --threads: 1)")
+    p.add_argument("--repeats", type=int, default=5, help="--reference: timed pairs of steps per setting")
+    p.add_argument("--crop", type=int, default=None,
+                   help="--fixture: top-left S x S of the batch (S = 16k + 1), a quicker run")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.reference is not None and args.fixture is None:
+        p.error("--reference needs --fixture (the batch and checkpoint both sides run)")
+    if args.reference is not None and not args.threads:
+        args.threads = 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.reference is not None:
+        res = run_reference(args)
+        res["machine"] = {"cpu": cpu_model(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                          "torch": torch.__version__, "threads": torch.get_num_threads()}
+        print(format_reference(res))
+        if args.json:
+            atomic_write_json(args.json, res, indent=2, trailing_newline=False)
+        return
     if args.fixture is not None:
         res = run_fixture(args)
         res["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
