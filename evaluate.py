@@ -37,7 +37,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 import logging  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, cast  # noqa: E402
 
 import hydra  # noqa: E402
 import torch  # noqa: E402
@@ -49,6 +49,7 @@ from vosc.checkpoints.loading import weights_fingerprint  # noqa: E402
 from vosc.config import ConfigError, exit_on_config_error  # noqa: E402
 from vosc.evaluation import builders  # noqa: E402
 from vosc.evaluation.outputs import write_reports  # noqa: E402
+from vosc.models.base import VOSNetwork  # noqa: E402
 
 log = logging.getLogger("vosc.evaluate")
 
@@ -71,7 +72,8 @@ def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
         torch.set_num_threads(int(cfg.torch_threads))
     model, prov = builders.load_vos_model(cfg.ckpt, cfg.model, int(cfg.seed), cfg.model_name,
                                           _choice("model"))
-    depths = builders.resolve_depths(None if cfg.depths is None else list(cfg.depths), model)
+    wanted = None if cfg.depths is None else list(cfg.depths)
+    depths = builders.resolve_depths(wanted, cast(VOSNetwork, model))
     source, ds = builders.build_source(cfg.dataset, cfg.data_root, str(cfg.split))
     model = model.to(device)
     enhancer, mode = builders.build_enhancer(cfg.enhancer, cfg.enhancer_net, cfg.enhancer_ckpt, int(cfg.enhancer_chunk),
@@ -86,7 +88,7 @@ def build_sweep(cfg: DictConfig) -> tuple[Any, DictConfig]:
         enhancer_mode=mode, max_frames=cfg.max_frames, resize_long_edge=cfg.resize_long_edge,
         references=str(ds.references), overwrite=bool(cfg.overwrite), device=device,
         missing_gt=str(cfg.get("missing_gt", "error")),
-        segmenter_config=seg_cfg, **side)  # type: ignore[arg-type]
+        segmenter_config=seg_cfg, **side)
     return sweep, ds
 
 

@@ -70,4 +70,8 @@ def test_evaluate_stcn_small_over_a_small_ladder(tmp_path: Path, davis_mini: Pat
     bad = subprocess.run(cmd[:3] + ["model=stcn"] + cmd[4:], check=False, cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and str(ckpt) in bad.stderr + bad.stdout
-    assert "shape mismatch: decoder.pred.weight" in bad.stderr + bad.stdout
+    # one line (issue 28): the counts, and where the key list is
+    assert bad.stderr.count("\n") == 1 and "shape-mismatched keys" in bad.stderr, bad.stderr
+    full = subprocess.run(cmd[:3] + ["model=stcn"] + cmd[4:], check=False, cwd=REPO,
+                          env={**env, "HYDRA_FULL_ERROR": "1"}, capture_output=True, text=True, timeout=600)
+    assert full.returncode != 0 and "shape mismatch: decoder.pred.weight" in full.stderr + full.stdout

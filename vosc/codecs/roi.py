@@ -81,7 +81,7 @@ def object_boxes(mask: np.ndarray, qoffset: float, margin: int = 8, block: int |
     rows, cols = -(-h // block), -(-w // block)
     padded = np.zeros((rows * block, cols * block), bool)
     padded[:h, :w] = grown
-    cells = padded.reshape(rows, block, cols, block).any(axis=(1, 3))
+    cells: np.ndarray = np.asarray(padded.reshape(rows, block, cols, block).any(axis=(1, 3)))
     out = []
     for r in range(rows):
         c = 0
