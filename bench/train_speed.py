@@ -108,39 +108,30 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
 
 
 def run_fixture(args: argparse.Namespace) -> dict[str, object]:
-    """Time vosc's training step (forward, backward, clipping, AdamW) on a train-parity fixture, CPU."""
-    from vosc.checkpoints.train_parity import _load, build_module, fixture_batch
+    """Time vosc's training step (:class:`VoscStep`: forward, backward, clipping, AdamW) on a train-parity
+    fixture, CPU, per depth setting."""
+    from vosc.checkpoints.train_parity import _load
 
     fdir = Path(args.fixture)
     expected, meta = _load(fdir / "expected.pt"), _load(fdir / "meta.json")
-    module = build_module(expected, meta, fdir / "checkpoint.pth")
-    batch, perm = fixture_batch(_load(fdir / "batch.pt"))
     step = int(expected["cases"][args.case]["step"])
-    opt = torch.optim.AdamW(param_groups(module.model, 0.07), lr=2e-4)
-    settings = args.depth_settings or [[d] for d in module.depths] + [list(module.depths)]
+    all_depths = [int(d) for d in expected["depths"]]
+    settings = args.depth_settings or [[d] for d in all_depths] + [all_depths]
     per_setting: dict[str, dict[str, object]] = {}
-    out: dict[str, object] = {"fixture": str(fdir), "case": args.case, "step": step,
+    out: dict[str, object] = {"fixture": str(fdir), "case": args.case, "step": step, "crop": args.crop,
                               "per_depth_setting": per_setting}
     for depths in settings:
-        module.depths = sorted(depths)
-        times = []
-        for i in range(args.warmup + args.steps):
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            module.training_loss(batch, step, perm).loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
-            opt.step()
-            if i >= args.warmup:
-                times.append(time.perf_counter() - t0)
-        key = ",".join(str(d) for d in module.depths)
-        median = sorted(times)[len(times) // 2]
-        per_setting[key] = {"median_s": median, "times_s": times}
-        log.info("depths %s: median %.3f s per step", key, median)
+        vosc = VoscStep(fdir, step, depths, args.crop)
+        times = [_timed(vosc)[0] for _ in range(args.warmup + args.steps)][args.warmup:]
+        key = ",".join(str(d) for d in sorted(depths))
+        per_setting[key] = {"median_s": _median(times), "times_s": times}
+        log.info("depths %s: median %.3f s per step", key, _median(times))
     out["official_forward_backward_s_from_meta"] = {
         "cases_s": meta.get("timings", {}).get("cases_s"),
         "threads": meta.get("environment", {}).get("torch_threads"),
         "note": "seconds per case recorded by the fixture generator (official engine, scalable supervision, "
-                "with its read-only taps, no optimiser step) on its machine: context, not comparable",
+                "with its read-only taps, no optimiser step) on its machine: context, not comparable "
+                "(--reference measures the ratio)",
     }
     return out
 

@@ -1,4 +1,4 @@
-"""``bench/train_speed.py --fixture --reference``: vosc's training step against the official AOST engine's,
+"""``bench/train_speed.py --fixture [--reference]``: vosc's training step against the official AOST engine's,
 end to end on a tiny crop of the train-parity batch (one process, one thread, interleaved).
 
 The official code is not part of vosc: the test needs an export of ``yoxu515/aot-benchmark`` branch
@@ -64,3 +64,15 @@ def test_a_folder_that_is_not_an_export_is_named(tmp_path: Path) -> None:
         sys.path.remove(str(REPO / "bench"))
     with pytest.raises(FileNotFoundError, match="not an export of yoxu515/aot-benchmark branch paot"):
         check_export(tmp_path)
+
+
+def test_fixture_mode_times_vosc_alone(train_parity: Path, tmp_path: Path) -> None:
+    """``--fixture`` without ``--reference``: vosc's step only (no official export needed)."""
+    out = tmp_path / "vosc.json"
+    cmd = [sys.executable, str(REPO / "bench" / "train_speed.py"), "--fixture", str(train_parity / "aost"),
+           "--threads", "1", "--crop", "33", "--steps", "1", "--warmup", "0", "--depth-settings", "2",
+           "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert list(res["per_depth_setting"]) == ["2"] and res["per_depth_setting"]["2"]["median_s"] > 0
