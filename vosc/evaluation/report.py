@@ -360,7 +360,11 @@ def plot_rd(
     Raises:
         ValueError: No curve has a point with this quality.
     """
-    figure = rd_figure(curves, quality, log_x, title)
+    return save_figure(rd_figure(curves, quality, log_x, title), path)
+
+
+def save_figure(figure: Any, path: str | Path) -> Path:
+    """Write a Matplotlib ``figure`` to ``path`` as PNG (atomically) and close it; returns ``path``."""
     path = Path(path)
     try:
         with atomic_path(path, suffix=".png") as tmp:

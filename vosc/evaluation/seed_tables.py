@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vosc.evaluation.report import write_table
+from vosc.evaluation.report import save_figure, write_table
 from vosc.metrics.rd import RDCurve, RDPoint, bd_rate
-from vosc.utils.io import atomic_path, atomic_write_text
+from vosc.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -381,12 +381,7 @@ def plot_compare(curves: Sequence[RDCurve], path: Path, title: str) -> Path:
     axis.legend(fontsize=7)
     axis.set_title(title)
     figure.tight_layout()
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            figure.savefig(tmp, format="png")
-    finally:
-        plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def _plots(curves: Sequence[RDCurve], out: Path, title: str) -> dict[str, Path]:
