@@ -224,7 +224,6 @@ def exit_on_config_error(job: Callable[[], Any]) -> Any:
 
 
 def _is_config_error(exc: BaseException) -> bool:
-    from vosc.checkpoints.errors import CheckpointError
-    from vosc.checkpoints.official import CheckpointMismatchError
+    from vosc.checkpoints.errors import CheckpointError, CheckpointMismatchError
 
     return isinstance(exc, (ConfigError, CheckpointError, CheckpointMismatchError))

@@ -30,17 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from vosc.checkpoints.errors import CheckpointMismatchError
 from vosc.models.encoder.timm_backbone import encoder_key_to_timm
 from vosc.models.vos_model import VOSModel
 
 log = logging.getLogger(__name__)
-
-class CheckpointMismatchError(KeyError):
-    """A checkpoint does not match the model; the message lists the offending keys."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
 
 @dataclass
 class LoadReport:

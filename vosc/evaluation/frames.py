@@ -4,19 +4,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from vosc.metrics.rate import psnr_y_frames
-from vosc.models.enhancer.base import FRAME_TYPES
+from vosc.models.enhancer.base import FRAME_TYPES, Enhancer
 from vosc.types import OperatingPoint
 
-if TYPE_CHECKING:
-    from vosc.evaluation.sweep import EnhancerSpec
+__all__ = ["EnhancerSpec", "downscaled_size", "enhance_frames", "frame_psnr"]
 
-__all__ = ["downscaled_size", "enhance_frames", "frame_psnr"]
+
+@dataclass
+class EnhancerSpec:
+    """An enhancer and how to identify it.
+
+    Attributes:
+        module: The enhancer (eval mode).
+        name: Display name (curve label suffix), e.g. ``cae_tiny``.
+        fingerprint: Hash of its weights/config (resume check and provenance).
+        chunk: Frames enhanced per forward pass (each chunk also sees the two frames before it).
+    """
+
+    module: Enhancer
+    name: str
+    fingerprint: str
+    chunk: int = 8
 
 
 def enhance_frames(

@@ -47,7 +47,7 @@ from vosc.evaluation.fingerprint import (
     stale_reason,
     vosc_version,
 )
-from vosc.evaluation.frames import _downscale, downscaled_size, enhance_frames
+from vosc.evaluation.frames import EnhancerSpec, _downscale, downscaled_size, enhance_frames
 from vosc.evaluation.frames import frame_psnr as _frame_psnr
 from vosc.evaluation.ground_truth import MissingGT, check_sequences, ground_truth_status
 from vosc.evaluation.phantoms import flag_phantom_ids
@@ -55,7 +55,6 @@ from vosc.evaluation.progress import sequence_progress
 from vosc.inference.segmenter import VideoSegmenter
 from vosc.metrics.jf import ObjectStats, aggregate_objects, evaluate_sequence
 from vosc.metrics.rd import Provenance, RDCurve, RDPoint, Runtimes
-from vosc.models.enhancer.base import Enhancer
 from vosc.types import OperatingPoint
 from vosc.utils.io import atomic_write_json
 from vosc.utils.progress import SweepETA
@@ -79,23 +78,6 @@ class Variant:
     op: OperatingPoint
     depth: int
     enhanced: bool = False
-
-
-@dataclass
-class EnhancerSpec:
-    """An enhancer and how to identify it.
-
-    Attributes:
-        module: The enhancer (eval mode).
-        name: Display name (curve label suffix), e.g. ``cae_tiny``.
-        fingerprint: Hash of its weights/config (resume check and provenance).
-        chunk: Frames enhanced per forward pass (each chunk also sees the two frames before it).
-    """
-
-    module: Enhancer
-    name: str
-    fingerprint: str
-    chunk: int = 8
 
 
 def variant_dir(root: Path, dataset: str, variant: Variant) -> Path:
