@@ -3,6 +3,8 @@ from the memory by feature similarity (label propagation), and stay fully traina
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -104,3 +106,33 @@ def test_decoder_with_readout_needs_its_input() -> None:
     with pytest.raises(ValueError, match="readout_in"):
         model.decoder(torch.randn(1, 256, 5, 5), feats.feats, 0)
     assert model.decode(feats.feats, outs, 1).shape == (1, 11, 17, 17)
+
+
+def _blackswan_mean_j(model: VOSModel, root: Path, frames: int = 13) -> list[float]:
+    """Mean J over frames 1..frames-1 of ``blackswan`` at a 432-pixel long edge, per depth 1/2/3."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from vosc.inference.segmenter import VideoSegmenter
+
+    def read(path: Path, mask: bool) -> np.ndarray:
+        a = np.array(Image.open(path))
+        return cv2.resize(a, (432, 243), interpolation=cv2.INTER_NEAREST if mask else cv2.INTER_AREA)
+
+    seq = sorted((root / "JPEGImages" / "480p" / "blackswan").glob("*.jpg"))[:frames]
+    gts = [read(p, True) > 0 for p in sorted((root / "Annotations" / "480p" / "blackswan").glob("*.png"))[:frames]]
+    imgs = [read(p, False) for p in seq]
+    out = []
+    for depth in (1, 2, 3):
+        res = VideoSegmenter(model, depth=depth).segment(imgs, {0: gts[0].astype(np.uint8)})
+        out.append(float(np.mean([((r.mask > 0) & g).sum() / ((r.mask > 0) | g).sum()
+                                  for r, g in zip(res[1:], gts[1:], strict=True)])))
+    return out
+
+
+def test_untrained_model_follows_a_real_object(davis_mini: Path) -> None:
+    """The untrained aost_lite0_cpu-style model (2 heads, readout) tracks the swan over 12 frames at every depth
+    (measured mean J 0.80; with 8 heads, each matching on 16 channels, the masks shrink away: 0.25 / 0.19 / 0.16)."""
+    jm = _blackswan_mean_j(_readout_model(2), davis_mini)
+    assert min(jm) > 0.6, jm
