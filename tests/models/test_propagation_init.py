@@ -68,12 +68,14 @@ def test_identity_embeddings_start_distinct() -> None:
     off = ~torch.eye(11, dtype=torch.bool)
     assert cos(ref)[off].mean() > 0.9
     assert cos(prop)[off].abs().max() < 0.5
-    assert torch.allclose(prop.square().mean(1), torch.ones(11), atol=0.05)  # unit RMS: LayerNorm's eps is negligible
+    # unit RMS: LayerNorm's eps is negligible
+    assert torch.allclose(prop.square().mean(1), torch.ones(11), atol=0.05)
 
 
 def _readout_model(num_heads: int = 2) -> VOSModel:
     torch.manual_seed(0)
-    return VOSModel(encoder="efficientnet_lite0", pretrained=True, d_model=128, ffn_dim=256, num_heads=num_heads,
+    return VOSModel(encoder="efficientnet_lite0", pretrained=True, d_model=128, ffn_dim=256,
+                    num_heads=num_heads,
                     droppath=0.0, freeze_at=5, encoder_head=False, lstt_init="propagation",
                     decoder_readout=True).eval()
 
@@ -121,7 +123,8 @@ def _blackswan_mean_j(model: VOSModel, root: Path, frames: int = 13) -> list[flo
         return cv2.resize(a, (432, 243), interpolation=cv2.INTER_NEAREST if mask else cv2.INTER_AREA)
 
     seq = sorted((root / "JPEGImages" / "480p" / "blackswan").glob("*.jpg"))[:frames]
-    gts = [read(p, True) > 0 for p in sorted((root / "Annotations" / "480p" / "blackswan").glob("*.png"))[:frames]]
+    masks = sorted((root / "Annotations" / "480p" / "blackswan").glob("*.png"))[:frames]
+    gts = [read(p, True) > 0 for p in masks]
     imgs = [read(p, False) for p in seq]
     out = []
     for depth in (1, 2, 3):
@@ -132,7 +135,8 @@ def _blackswan_mean_j(model: VOSModel, root: Path, frames: int = 13) -> list[flo
 
 
 def test_untrained_model_follows_a_real_object(davis_mini: Path) -> None:
-    """The untrained aost_lite0_cpu-style model (2 heads, readout) tracks the swan over 12 frames at every depth
-    (measured mean J 0.80; with 8 heads, each matching on 16 channels, the masks shrink away: 0.25 / 0.19 / 0.16)."""
+    """The untrained aost_lite0_cpu-style model (2 heads, readout) tracks the swan over 12 frames at every
+    depth (measured mean J 0.80; with 8 heads, each matching on 16 channels, the masks shrink away:
+    0.25 / 0.19 / 0.16)."""
     jm = _blackswan_mean_j(_readout_model(2), davis_mini)
     assert min(jm) > 0.6, jm
