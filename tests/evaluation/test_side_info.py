@@ -203,3 +203,30 @@ def test_encoder_mode_with_enhancer(tmp_path: Path, davis_mini: Path, tiny_model
     rt = marker["runtimes"]
     assert rt["enhance"] > 0 and rt["t_d"] == pytest.approx(rt["decode"] + rt["mask_decode"] + rt["enhance"])
     assert "x265+enc/q42/d2/enh" in str(sweep.folder(variant))
+
+
+class _CountingX265(X265Codec):
+    """The real x265 codec, counting its decodes."""
+
+    decodes = 0
+
+    def decode_stream(self, bitstream: bytes, num_frames: int, height: int, width: int):  # type: ignore[override]
+        type(self).decodes += 1
+        return super().decode_stream(bitstream, num_frames, height, width)
+
+
+def test_a_plain_video_sent_beside_two_mask_streams_is_decoded_once() -> None:
+    """Depths share the plain video (only their masks differ): the decoder decodes it once and reports the
+    seconds that decode took for each; each depth's masks are decoded from their own stream."""
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 255, (3, 32, 48, 3), dtype=np.uint8)
+    codec, coder = _CountingX265(), DeflateMaskCodec()
+    masks = [np.zeros((3, 32, 48), np.uint8) for _ in range(2)]
+    masks[0][:, 4:20, 8:30], masks[1][:, 10:28, 2:40] = 1, 1
+    sides = [side_info.encode_side(codec, 37, raw, m, 0.0, (coder.encode(m), 0.0)) for m in masks]
+    assert sides[0].video == sides[1].video
+    videos: dict = {}
+    out = [side_info.decode_side(codec, coder, s, (3, 32, 48), videos) for s in sides]
+    assert _CountingX265.decodes == 1
+    assert np.array_equal(out[0][0], out[1][0]) and out[0][3]["decode"] == out[1][3]["decode"] > 0
+    assert np.array_equal(out[0][1], masks[0]) and np.array_equal(out[1][1], masks[1])

@@ -128,7 +128,8 @@ def encode_side(codec: Codec, q: int, raw: np.ndarray, encoder_masks: np.ndarray
 
 
 def decode_side(
-    codec: Codec, mask_codec: MaskCodec, side: EncodedSide, shape: tuple[int, int, int]
+    codec: Codec, mask_codec: MaskCodec, side: EncodedSide, shape: tuple[int, int, int],
+    decoded_videos: dict[bytes, tuple[Any, float]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None, dict[str, float]]:
     """The decoder: video and masks from the two streams. There is no VOS network here.
 
@@ -137,6 +138,9 @@ def decode_side(
         mask_codec: The mask coder.
         side: What the encoder sent.
         shape: ``(T, H, W)``.
+        decoded_videos: Decoded video streams by bitstream, with their decode seconds: a bitstream already
+            decoded (the same plain video sent beside the masks of another depth) is not decoded again, and
+            reports the seconds its decode took.
 
     Returns:
         ``(frames (T, H, W, 3) uint8, masks (T, H, W) uint8, picture types, seconds {decode, mask_decode})``.
@@ -145,14 +149,18 @@ def decode_side(
         CodecError: A lossless mask coder did not give back the encoder's masks.
     """
     t, h, w = shape
-    t0 = time.perf_counter()
-    stream = codec.decode_stream(side.video, t, h, w)
+    videos = {} if decoded_videos is None else decoded_videos
+    if side.video not in videos:
+        t0 = time.perf_counter()
+        stream = codec.decode_stream(side.video, t, h, w)
+        videos[side.video] = (stream, time.perf_counter() - t0)
+    stream, decode_s = videos[side.video]
     t1 = time.perf_counter()
     masks = mask_codec.decode(side.masks)
-    t2 = time.perf_counter()
+    mask_s = time.perf_counter() - t1
     if mask_codec.lossless and not np.array_equal(masks, side.encoder_masks):
         raise CodecError(f"mask coder {mask_codec.label!r} is not lossless on these maps")
-    return stream.frames, masks, stream.frame_types, {"decode": t1 - t0, "mask_decode": t2 - t1}
+    return stream.frames, masks, stream.frame_types, {"decode": decode_s, "mask_decode": mask_s}
 
 
 @dataclass
@@ -247,12 +255,13 @@ class EncoderSideSweep(Sweep):
             return
         assert op.q is not None
         codec = self.roi if self.roi is not None and op.codec == "x265" else self.codecs[op.codec]
+        videos: dict[bytes, tuple[Any, float]] = {}  # a plain video is the same at every depth: decoded once
         for depth in sorted({v.depth for v in op_todo}):
             found = self._analyse(rec, data, depth)
             side = encode_side(codec, op.q, data.raw, found.masks, found.vos_s,
                                (found.stream, found.encode_s), self.prefilter,
                                (self.cache, f"{self.source.name}/{rec.name}", seq.frames))
-            frames, masks, types, dec_s = decode_side(codec, self.mask_codec, side, found.masks.shape)
+            frames, masks, types, dec_s = decode_side(codec, self.mask_codec, side, found.masks.shape, videos)
             for variant in (v for v in op_todo if v.depth == depth):
                 self._finish_variant(variant, rec, indices, seq, data, side, (frames, masks, types), dec_s)
 
