@@ -27,9 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from vosc.codecs.roi import BackgroundBlur, RoiX265Codec, region_psnr  # noqa: E402
+from vosc.codecs.roi import BackgroundBlur, RoiX265Codec  # noqa: E402
 from vosc.codecs.x265 import X265Codec  # noqa: E402
 from vosc.evaluation.report import rows_to_markdown  # noqa: E402
+from vosc.metrics.rate import psnr_y_regions  # noqa: E402
 from vosc.utils.io import atomic_write_text  # noqa: E402
 
 log = logging.getLogger("roi_study")
@@ -67,7 +68,7 @@ def code(name: str, frames: np.ndarray, masks: np.ndarray, q: int) -> tuple[int,
     else:
         data = plain.encode(tool(frames, masks) if tool is not None else frames, q)
     decoded = plain.decode(data, *frames.shape[:3])
-    return 8 * len(data), *region_psnr(frames, decoded, masks)
+    return 8 * len(data), *psnr_y_regions(frames, decoded, masks)
 
 
 def curve(name: str, data: dict[str, tuple], crfs: list[int]) -> list[dict[str, float]]:

@@ -30,6 +30,7 @@ from vosc.codecs.common import import_av
 from vosc.codecs.mask_codec import check_masks
 from vosc.codecs.x265 import RateControl, X265Codec
 from vosc.config import ConfigError
+from vosc.metrics.rate import psnr_y_regions as region_psnr  # re-exported: the reports' name for it
 
 __all__ = ["BackgroundBlur", "Box", "RoiX265Codec", "object_boxes", "region_psnr"]
 
@@ -205,33 +206,6 @@ class BackgroundBlur:
             mixed = keep[..., None] * frame + (1.0 - keep[..., None]) * blurred
             out[i] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
         return out
-
-
-def region_psnr(
-    reference: np.ndarray, distorted: np.ndarray, masks: np.ndarray
-) -> tuple[float | None, float | None]:
-    """PSNR-Y (dB) inside and outside the objects, over all pixels of a clip.
-
-    Args:
-        reference: ``(T, H, W, 3)`` uint8 RGB original frames.
-        distorted: ``(T, H, W, 3)`` uint8 RGB decoded frames.
-        masks: ``(T, H, W)`` id maps; > 0 is inside.
-
-    Returns:
-        ``(psnr_inside, psnr_outside)``; ``None`` for an empty region (capped at 100 dB when identical).
-    """
-    from vosc.metrics.rate import luma_bt601
-
-    err = (luma_bt601(reference).astype(np.float64) - luma_bt601(distorted).astype(np.float64)) ** 2
-    inside = np.asarray(masks) > 0
-
-    def one(sel: np.ndarray) -> float | None:
-        if not sel.any():
-            return None
-        mse = float(err[sel].mean())
-        return 100.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-    return one(inside), one(~inside)
 
 
 def boxes_of(masks: Sequence[np.ndarray], codec: RoiX265Codec) -> list[list[Box]]:

@@ -36,12 +36,13 @@ import numpy as np
 from vosc.codecs.base import Codec, CodecError
 from vosc.codecs.cache import BitstreamCache, content_key_frames
 from vosc.codecs.mask_codec import MaskCodec, X265LosslessMaskCodec
-from vosc.codecs.roi import BackgroundBlur, RoiX265Codec, region_psnr
+from vosc.codecs.roi import BackgroundBlur, RoiX265Codec
 from vosc.config import ConfigError
 from vosc.data.sources.base import VideoRecord
 from vosc.evaluation.fingerprint import SequenceInputs
 from vosc.evaluation.frames import enhance_frames, frame_psnr
 from vosc.evaluation.sweep import LoadedSequence, Sweep, Variant
+from vosc.metrics.rate import psnr_y_regions
 from vosc.metrics.rd import RDCurve
 from vosc.types import OperatingPoint
 
@@ -278,7 +279,7 @@ class EncoderSideSweep(Sweep):
             frames = enhance_frames(self.enhancer, frames, variant.op, side.frame_qps, types, self.device)
             enhance_s = time.perf_counter() - t0
         regions = data.gt if data.gt is not None else side.encoder_masks
-        inside, outside = region_psnr(data.raw, frames, regions)
+        inside, outside = psnr_y_regions(data.raw, frames, regions)
         runtimes = {**{k: side.seconds.get(k, 0.0) for k in ENCODER_KEYS}, **dec_s, "enhance": enhance_s}
         record = {"analysis": "encoder", "bits": 8 * (len(side.video) + len(side.masks)),
                   "video_bits": 8 * len(side.video), "mask_bits": 8 * len(side.masks),

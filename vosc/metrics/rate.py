@@ -17,7 +17,8 @@ import numpy as np
 MAX_PSNR: float = 100.0
 _LUMA = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
 
-__all__ = ["MAX_PSNR", "RateAccumulator", "bits_per_pixel", "luma_bt601", "psnr", "psnr_y", "psnr_y_frames"]
+__all__ = ["MAX_PSNR", "RateAccumulator", "bits_per_pixel", "luma_bt601", "psnr", "psnr_y", "psnr_y_frames",
+           "psnr_y_regions"]
 
 
 def bits_per_pixel(bits: float, num_pixels: int) -> float:
@@ -102,6 +103,29 @@ def psnr_y_frames(reference: np.ndarray, distorted: np.ndarray, max_psnr: float 
 def psnr_y(reference: np.ndarray, distorted: np.ndarray, max_psnr: float = MAX_PSNR) -> float:
     """Frame-mean of :func:`psnr_y_frames` (``(T, H, W, 3)`` uint8 RGB clips) in dB."""
     return float(psnr_y_frames(reference, distorted, max_psnr).mean())
+
+
+def psnr_y_regions(
+    reference: np.ndarray, distorted: np.ndarray, masks: np.ndarray, max_psnr: float = MAX_PSNR
+) -> tuple[float | None, float | None]:
+    """PSNR-Y (dB) inside and outside the objects, over all pixels of a clip (one MSE per region).
+
+    Args:
+        reference: ``(T, H, W, 3)`` uint8 RGB original frames.
+        distorted: ``(T, H, W, 3)`` uint8 RGB decoded frames.
+        masks: ``(T, H, W)`` id maps; > 0 is inside.
+        max_psnr: Cap for identical regions.
+
+    Returns:
+        ``(psnr_inside, psnr_outside)``; ``None`` for an empty region.
+    """
+    ref, dist = luma_bt601(np.asarray(reference)), luma_bt601(np.asarray(distorted))
+    inside = np.asarray(masks) > 0
+
+    def one(sel: np.ndarray) -> float | None:
+        return float(psnr(ref[sel][None], dist[sel][None], max_psnr=max_psnr)[0]) if sel.any() else None
+
+    return one(inside), one(~inside)
 
 
 @dataclass
