@@ -65,3 +65,28 @@ def test_task_loss_wrapper_weights_any_callable() -> None:
     assert frames.grad is not None
     with pytest.raises(ValueError, match="scalar"):
         TaskLoss(lambda x: x, weight=1.0)(frames)
+
+
+def test_vos_task_loss_shows_the_model_frames_at_its_evaluation_scale() -> None:
+    """``scale`` resizes the clip as ``segmenter.scales`` does: 16k+1 sides for AOST, ids by nearest, and the
+    loss is the cross-entropy at that size (a model seeing other sizes than evaluation learns other artefacts)."""
+    from vosc.losses.enhancement import VOSTaskLoss
+    from vosc.models.variants import build_model
+
+    torch.manual_seed(0)
+    vos = build_model("aost_tiny", pretrained=False).eval().requires_grad_(False)
+    frames = torch.randn(1, 2, 3, 33, 49)
+    masks = torch.zeros(1, 2, 1, 33, 49, dtype=torch.long)
+    masks[..., 8:20, 10:30] = 1
+    loss3 = VOSTaskLoss(vos, scale=3.0)
+    f3, m3 = loss3.rescale(frames, masks)
+    assert f3.shape == (1, 2, 3, 97, 145) and m3.shape == (1, 2, 1, 97, 145)  # (33-1)*3+1, (49-1)*3+1
+    assert m3.dtype == torch.long and set(m3.unique().tolist()) == {0, 1}
+    assert m3.float().mean().item() == pytest.approx(masks.float().mean().item(), abs=0.02)
+    f1, m1 = VOSTaskLoss(vos).rescale(frames, masks)
+    assert f1 is frames and m1 is masks
+    num = torch.tensor([1])
+    l1, l3 = VOSTaskLoss(vos)(frames, masks, num), loss3(frames, masks, num)
+    assert torch.isfinite(l3) and not torch.isclose(l1, l3)
+    with pytest.raises(ValueError, match="scale must be positive"):
+        VOSTaskLoss(vos, scale=0.0)

@@ -109,6 +109,9 @@ class EnhancerModule(L.LightningModule):
         total_steps: Cosine decay to ``min_lr_ratio * lr`` over this many steps (``None``: constant).
         min_lr_ratio: Final learning rate as a fraction of ``lr``.
         long_term_gap: Long-term memory gap of the task loss.
+        vos_scale: The task loss shows the VOS model the enhanced frames resized by this factor, as
+            ``evaluate.py segmenter.scales=[vos_scale]`` does with frames enhanced at their decoded size
+            (:class:`~vosc.losses.enhancement.VOSTaskLoss`); the pixel and feature losses stay at that size.
     """
 
     hparams: Any  # Lightning's AttributeDict of the constructor arguments (read as attributes)
@@ -117,7 +120,7 @@ class EnhancerModule(L.LightningModule):
                  feature_weight: float = 0.0, feature_encoder: nn.Module | None = None,
                  charbonnier_eps: float = 1e-3, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_steps: int = 20, total_steps: int | None = None, min_lr_ratio: float = 0.05,
-                 long_term_gap: int = 2, pixel_loss: str = "charbonnier") -> None:
+                 long_term_gap: int = 2, pixel_loss: str = "charbonnier", vos_scale: float = 1.0) -> None:
         super().__init__()
         if pixel_loss not in ("charbonnier", "mse"):
             raise ValueError(f"EnhancerModule: pixel_loss must be 'charbonnier' or 'mse', got {pixel_loss!r}")
@@ -128,7 +131,8 @@ class EnhancerModule(L.LightningModule):
             vos_model.requires_grad_(False)
             vos_model.eval()
         self.task_loss = (
-            TaskLoss(VOSTaskLoss(vos_model, long_term_gap), task_weight) if vos_model is not None else None
+            TaskLoss(VOSTaskLoss(vos_model, long_term_gap, vos_scale), task_weight)
+            if vos_model is not None else None
         )
         if feature_weight > 0 and feature_encoder is None:
             feature_encoder = getattr(vos_model, "encoder", None)

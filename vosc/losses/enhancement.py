@@ -162,12 +162,34 @@ class VOSTaskLoss(nn.Module):
     Args:
         vos_model: A :class:`vosc.models.vos_model.VOSModel`.
         long_term_gap: Long-term memory gap δ (2 in training, as the reference).
+        scale: The VOS model sees the enhanced frames resized by this factor (bilinear; masks nearest), as
+            ``evaluate.py segmenter.scales=[scale]`` shows it frames enhanced at their decoded size: sides
+            :func:`vosc.inference.postprocess.network_size` gives (``16k + 1`` for AOT/AOST).
+            ``1``: as they are.
     """
 
-    def __init__(self, vos_model: nn.Module, long_term_gap: int = 2) -> None:
+    def __init__(self, vos_model: nn.Module, long_term_gap: int = 2, scale: float = 1.0) -> None:
         super().__init__()
+        if scale <= 0:
+            raise ValueError(f"VOSTaskLoss: scale must be positive, got {scale}")
         self.vos_model = vos_model
         self.long_term_gap = int(long_term_gap)
+        self.scale = float(scale)
+
+    def rescale(self, frames_norm: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, T, 3, H, W)`` frames and ``(B, T, 1, H, W)`` ids at the size the VOS model sees them
+        (``(B, T, 3, H', W')``, ``(B, T, 1, H', W')``; unchanged when ``scale`` is 1)."""
+        if self.scale == 1.0:
+            return frames_norm, masks
+        from vosc.inference.postprocess import network_size
+
+        b, t, _, h, w = frames_norm.shape
+        size = network_size(h, w, max_long_edge=None, scale=self.scale,
+                            stride=int(getattr(self.vos_model, "stride", 16)),
+                            align_corners=bool(getattr(self.vos_model, "align_corners", True)))
+        frames = F.interpolate(frames_norm.flatten(0, 1), size=size, mode="bilinear", align_corners=False)
+        ids = F.interpolate(masks.flatten(0, 1).float(), size=size, mode="nearest").to(masks.dtype)
+        return frames.view(b, t, 3, *size), ids.view(b, t, 1, *size)
 
     def forward(self, frames_norm: Tensor, masks: Tensor, num_objects: Tensor) -> Tensor:
         """Mean cross-entropy over frames ``1..T-1``.
@@ -187,6 +209,7 @@ class VOSTaskLoss(nn.Module):
         if t < 2 or masks.shape[:2] != (b, t):
             raise ValueError(f"VOSTaskLoss: need T >= 2 frames and masks (B, T, 1, H, W); got frames "
                              f"{tuple(frames_norm.shape)}, masks {tuple(masks.shape)}")
+        frames_norm, masks = self.rescale(frames_norm, masks)
         prop = Propagator(cast(VOSNetwork, self.vos_model), long_term_gap=self.long_term_gap)
         clip = run_clip(prop, frames_norm, masks[:, 0], num_objects, teacher=masks)
         losses = [F.cross_entropy(out[max(out)], masks[:, i, 0].long())
