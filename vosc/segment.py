@@ -33,6 +33,7 @@ import sys  # noqa: E402
 import time
 from collections.abc import Iterator, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
+from fractions import Fraction  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -225,10 +226,6 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
     Raises:
         SegmentError: ``out`` holds an earlier run's outputs (and not ``overwrite``) or other files.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from vosc.utils.progress import stdout_is_terminal
-
     info = probe_video(video)
     out = Path(out)
     prepare_out(out, overwrite)
@@ -237,45 +234,81 @@ def segment_video(segmenter: Any, video: str | Path, masks: dict[int, np.ndarray
     if stems is not None:
         result.mask_names = "frame file stem"
     start = time.perf_counter()
-    frames: Iterator[np.ndarray]
-    if codec not in (None, "none"):
-        frames = iter(_compressed_frames(Path(video), str(codec), q, result))
-    else:
-        frames = iter_frames(video)
-    times = frame_times(video) if overlay else None  # the overlay keeps the source's timestamps (VFR too)
-    writer = OverlayWriter(out / "overlay.mp4", info.fps or 25.0, info.width, info.height, alpha,
-                           time_base=times[1] if times else None) if overlay else None
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:.2f} frames/s"), TimeRemainingColumn())
+    frames = _source_frames(video, codec, q, result)
+    sink = _open_sink(out, video, info, stems, overlay, alpha)
     ok = False
-    lines = progress and not stdout_is_terminal()
     try:
-        with Progress(*columns, disable=not progress or lines, transient=False) as bar:
-            task = bar.add_task(Path(video).name, total=info.num_frames, fps=0.0)
-            seg_start = time.perf_counter()
-            source = _timed(frames, result)
-            for r, frame in _zip_results(segmenter, source, masks):
-                t0 = time.perf_counter()
-                name = stems[r.index] if stems is not None else f"{r.index:05d}"
-                write_mask(out / "masks" / f"{name}.png", r.mask)
-                if writer is not None:
-                    pts = times[0][r.index] if times and r.index < len(times[0]) else None
-                    writer.write(frame, r.mask, pts)
-                result.seconds_write += time.perf_counter() - t0
-                result.frames += 1
-                result.objects = list(r.object_ids)
-                fps = result.frames / (time.perf_counter() - seg_start)
-                bar.update(task, advance=1, fps=fps)
-                if lines and result.frames % max(log_every, 1) == 0:
-                    _log_progress(Path(video).name, result.frames, info.num_frames, fps,
-                                  time.perf_counter() - start)
+        _segment_frames(segmenter, frames, masks, sink, result, name=Path(video).name, total=info.num_frames,
+                        progress=progress, log_every=log_every, start=start)
         ok = True
     finally:
-        if writer is not None:
-            writer.close(keep=ok)
+        if sink.writer is not None:
+            sink.writer.close(keep=ok)
     result.seconds_total = time.perf_counter() - start
     result.seconds_segment = result.seconds_total - result.seconds_read - result.seconds_write
     return result
+
+
+def _source_frames(video: str | Path, codec: str | None, q: int | None,
+                   result: SegmentResult) -> Iterator[np.ndarray]:
+    """The frames to segment: streamed from ``video``, or (with a codec) its compressed-decoded frames."""
+    if codec not in (None, "none"):
+        return iter(_compressed_frames(Path(video), str(codec), q, result))
+    return iter_frames(video)
+
+
+@dataclass
+class _OutputSink:
+    """Where each frame's result goes: ``masks/<name>.png`` and, with an overlay, its next frame."""
+
+    out: Path
+    stems: list[str] | None
+    writer: OverlayWriter | None
+    times: tuple[list[int], Fraction] | None
+
+    def write(self, r: Any, frame: np.ndarray) -> None:
+        """Write the mask of result ``r`` (and its overlay frame, at the source's timestamp)."""
+        name = self.stems[r.index] if self.stems is not None else f"{r.index:05d}"
+        write_mask(self.out / "masks" / f"{name}.png", r.mask)
+        if self.writer is not None:
+            pts = self.times[0][r.index] if self.times and r.index < len(self.times[0]) else None
+            self.writer.write(frame, r.mask, pts)
+
+
+def _open_sink(out: Path, video: str | Path, info: VideoInfo, stems: list[str] | None, overlay: bool,
+               alpha: float) -> _OutputSink:
+    """The output sink of :func:`segment_video`, with an open :class:`OverlayWriter` when ``overlay``."""
+    times = frame_times(video) if overlay else None  # the overlay keeps the source's timestamps (VFR too)
+    writer = OverlayWriter(out / "overlay.mp4", info.fps or 25.0, info.width, info.height, alpha,
+                           time_base=times[1] if times else None) if overlay else None
+    return _OutputSink(out, stems, writer, times)
+
+
+def _segment_frames(segmenter: Any, frames: Iterator[np.ndarray], masks: dict[int, np.ndarray],
+                    sink: _OutputSink, result: SegmentResult, *, name: str, total: int | None,
+                    progress: bool, log_every: int, start: float) -> None:
+    """Run the segmenter over ``frames`` into ``sink``, counting and timing in ``result``, with a Rich bar
+    (terminal) or a progress line every ``log_every`` frames (stdout not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vosc.utils.progress import stdout_is_terminal
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:.2f} frames/s"), TimeRemainingColumn())
+    lines = progress and not stdout_is_terminal()
+    with Progress(*columns, disable=not progress or lines, transient=False) as bar:
+        task = bar.add_task(name, total=total, fps=0.0)
+        seg_start = time.perf_counter()
+        for r, frame in _zip_results(segmenter, _timed(frames, result), masks):
+            t0 = time.perf_counter()
+            sink.write(r, frame)
+            result.seconds_write += time.perf_counter() - t0
+            result.frames += 1
+            result.objects = list(r.object_ids)
+            fps = result.frames / (time.perf_counter() - seg_start)
+            bar.update(task, advance=1, fps=fps)
+            if lines and result.frames % max(log_every, 1) == 0:
+                _log_progress(name, result.frames, total, fps, time.perf_counter() - start)
 
 
 def _log_progress(name: str, done: int, total: int | None, fps: float, elapsed: float) -> None:
