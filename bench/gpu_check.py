@@ -76,9 +76,17 @@ def explicit_parts(values: list[str]) -> set[str]:
     return set(PARTS) if "" in names else names
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line arguments."""
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (defaults that depend on ``--tiny`` are filled in by :func:`resolve_defaults`)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    _add_run_args(p)
+    _add_part_args(p)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    return p
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The whole run's arguments: device, sizes, files, time boxes and the parts to run."""
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     p.add_argument("--tiny", action="store_true", help="dry-run sizes (tiny models and crops, a few steps)")
     p.add_argument(
@@ -115,6 +123,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--parts", nargs="+", default=list(PARTS), choices=PARTS, help="parts to run (others skipped)"
     )
+
+
+def _add_part_args(p: argparse.ArgumentParser) -> None:
+    """The parts' own arguments: steps, DDP launch, data workers, models, FPS frames, reference."""
     p.add_argument("--train-steps", type=int, default=None, help="timed training steps (default 100; tiny 1)")
     p.add_argument(
         "--data-steps", type=int, default=None, help="timed steps per data-wait run (default 30; tiny 2)"
@@ -146,8 +158,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="export of yoxu515/aot-benchmark branch paot: time its pure-torch AOST path too",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = p.parse_args(argv)
+
+
+def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in the defaults that depend on ``--tiny`` and the parsed time boxes (``args``, updated)."""
     tiny = args.tiny
     args.train_steps = args.train_steps or (1 if tiny else 100)
     args.data_steps = args.data_steps or (2 if tiny else 30)
@@ -166,6 +180,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.explicit_total = args.total_s is not None
     args.total_s = args.total_s or (150.0 if tiny else 470.0)
     return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments, with every default resolved."""
+    return resolve_defaults(build_parser().parse_args(argv))
 
 
 def _part_fn(name: str, args: argparse.Namespace, device: torch.device) -> Any:
