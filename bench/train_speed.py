@@ -280,8 +280,8 @@ def format_reference(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, run on the requested devices, print and optionally write JSON."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="aost",
                    help="variant (conf/model/<name>.yaml) for vosc.models.variants.build_model")
@@ -305,30 +305,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=5, help="--reference: timed pairs of steps per setting")
     p.add_argument("--crop", type=int, default=None,
                    help="--fixture: top-left S x S of the batch (S = 16k + 1), a quicker run")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.reference is not None and args.fixture is None:
-        p.error("--reference needs --fixture (the batch and checkpoint both sides run)")
-    if args.reference is not None and not args.threads:
-        args.threads = 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.reference is not None:
-        res = run_reference(args)
-        res["machine"] = {"cpu": cpu_model(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                          "torch": torch.__version__, "threads": torch.get_num_threads()}
-        print(format_reference(res))
-        if args.json:
-            atomic_write_json(args.json, res, indent=2, trailing_newline=False)
-        return
-    if args.fixture is not None:
-        res = run_fixture(args)
-        res["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads()}
-        print(json.dumps(res, indent=2))
-        if args.json:
-            atomic_write_json(args.json, res, indent=2, trailing_newline=False)
-        return
+    return p
+
+
+def machine_info() -> dict[str, Any]:
+    """Platform, CPU count, torch version and torch threads (now) of the timing machine."""
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def run_devices(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`run` on the CPU (``--device auto|cpu``) and on CUDA (``auto|cuda``, when available); the
+    results with the configuration and the machine."""
     devices = [torch.device("cpu")] if args.device in ("auto", "cpu") else []
     if args.device in ("auto", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
@@ -337,12 +325,35 @@ def main(argv: list[str] | None = None) -> None:
         r = run(args, dev)
         log.info("%s: %.3f steps/s, %.3f clips/s", r["device"], r["steps_per_s"], r["clips_per_s"])
         results.append(r)
-    out = {"config": vars(args) | {"json": str(args.json) if args.json else None},
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                       "threads": torch.get_num_threads()}, "results": results}
-    print(json.dumps(out, indent=2))
+    return {"config": vars(args) | {"json": str(args.json) if args.json else None},
+            "machine": machine_info(), "results": results}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, run on the requested devices, print and optionally write JSON."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.reference is not None and args.fixture is None:
+        p.error("--reference needs --fixture (the batch and checkpoint both sides run)")
+    if args.reference is not None and not args.threads:
+        args.threads = 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res: dict[str, Any]
+    if args.reference is not None:
+        res = run_reference(args)
+        res["machine"] = {"cpu": cpu_model()} | machine_info()
+        print(format_reference(res))
+    elif args.fixture is not None:
+        res = run_fixture(args)
+        res["machine"] = machine_info()
+        print(json.dumps(res, indent=2))
+    else:
+        res = run_devices(args)
+        print(json.dumps(res, indent=2))
     if args.json:
-        atomic_write_json(args.json, out, indent=2, trailing_newline=False)
+        atomic_write_json(args.json, res, indent=2, trailing_newline=False)
 
 
 if __name__ == "__main__":
