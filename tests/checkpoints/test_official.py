@@ -23,10 +23,12 @@ from vosc.models.variants import build_model
 
 def test_mobilenet_key_mapping() -> None:
     assert convert_key("encoder.features.0.0.weight", "mobilenetv2") == "encoder.net.conv_stem.weight"
-    assert convert_key("encoder.features.1.conv.1.weight", "mobilenetv2") == "encoder.net.blocks.0.0.conv_pw.weight"
+    assert convert_key("encoder.features.1.conv.1.weight", "mobilenetv2") == \
+        "encoder.net.blocks.0.0.conv_pw.weight"
     assert convert_key("encoder.features.7.conv.1.1.running_var", "mobilenetv2") == \
         "encoder.net.blocks.3.0.bn2.running_var"
-    assert convert_key("encoder.features.17.conv.2.weight", "mobilenetv2") == "encoder.net.blocks.6.0.conv_pwl.weight"
+    assert convert_key("encoder.features.17.conv.2.weight", "mobilenetv2") == \
+        "encoder.net.blocks.6.0.conv_pwl.weight"
     assert convert_key("encoder.features.18.1.bias", "mobilenetv2") == "encoder.net.bn2.bias"
     assert convert_key("LSTT.layers.2.linear_QV.weight", "mobilenetv2") == "lstt.layers.2.linear_QV.weight"
     assert convert_key("patch_wise_id_bank.weight", "resnet50") == "id_bank.conv.weight"
@@ -72,7 +74,8 @@ def test_strict_loading_names_missing_and_unexpected_keys(aot_parity: Path) -> N
     assert "unexpected: decoder.extra_head.weight" in msg
     assert "decoder.conv_out.bias: checkpoint (5,) vs model (11,)" in msg
     report = load_official(build_model("aott"), state, strict=False)
-    assert report.missing == ["lstt.layers.0.linear_V.bias"] and report.unexpected == ["decoder.extra_head.weight"]
+    assert (report.missing == ["lstt.layers.0.linear_V.bias"]
+            and report.unexpected == ["decoder.extra_head.weight"])
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         read_state_dict(aot_parity / "nope.pth")
     with pytest.raises(ValueError, match="not a state dict"):
@@ -106,8 +109,9 @@ def test_verify_cli_aott(aot_parity: Path, tmp_path: Path) -> None:
     assert json.loads(proc.stdout) == result
     assert result["model"] == "aott" and result["passed"] and result["masks_equal"]
     assert result["max_abs_logit_diff"] <= 1e-4 and list(result["per_depth"]) == ["1"]
-    old = subprocess.run([sys.executable, "-m", "vosc.checkpoints.official", "verify", str(aot_parity / "aott")],
-                         capture_output=True, text=True, timeout=600, check=False)
+    old = subprocess.run(
+        [sys.executable, "-m", "vosc.checkpoints.official", "verify", str(aot_parity / "aott")],
+        capture_output=True, text=True, timeout=600, check=False)
     assert old.returncode != 0 and "python -m vosc.checkpoints verify" in old.stderr  # names the new spelling
 
 

@@ -69,7 +69,8 @@ def test_fetch_reports_the_original_encode_on_a_hit(tmp_path: Path) -> None:
     codec = X265Codec()
     key = BitstreamCache(tmp_path).key_for(codec, 37, "seq", content_key_frames(SEQ))
     miss = BitstreamCache(tmp_path).fetch(codec, SEQ, 37, key, sequence="seq")
-    assert not miss.hit and miss.encode_seconds > 0 and miss.frame_qps is not None and len(miss.frame_qps) == 12
+    assert (not miss.hit and miss.encode_seconds > 0 and miss.frame_qps is not None
+            and len(miss.frame_qps) == 12)
     hit = BitstreamCache(tmp_path).fetch(codec, SEQ, 37, key)
     assert hit.hit and hit.bitstream == miss.bitstream and hit.frame_qps == miss.frame_qps
     assert hit.encode_seconds == pytest.approx(miss.encode_seconds)

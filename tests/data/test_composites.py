@@ -52,6 +52,7 @@ def test_per_source_augment_and_crop_check(davis_mini: Path, tmp_path: Path) -> 
         rec = next(r for r in davis.videos if r.name == clip.sequence)
         native = davis.load_masks(rec, [rec.frame_ids.index(clip.frame_ids[0])])[0]
         assert abs(float((clip.masks[0] > 0).mean()) - float((native > 0).mean())) < 0.02
-    with pytest.raises(ConfigError, match=r"augment.crop_size \[32, 32\] differs from data.augment.crop_size"):
+    with pytest.raises(ConfigError,
+                       match=r"augment.crop_size \[32, 32\] differs from data.augment.crop_size"):
         CompressedClipDataset([TrainEntry(davis, augment=ClipAugment((32, 32)))], ClipSampler(num_frames=3),
                               ClipAugment((48, 64)), CompressionSpec("none"))

@@ -23,8 +23,10 @@ from vosc.data.transforms import ClipAugment
 
 def _dataset(root: Path, spec: CompressionSpec, keep_raw: bool = True) -> CompressedClipDataset:
     src = DavisSource(root, split="train")
-    return CompressedClipDataset([TrainEntry(src, repeat=2, max_gap=3)], ClipSampler(num_frames=3, min_ref_pixels=50),
-                                 ClipAugment(crop_size=(48, 64), short_edge=96), spec, seed=3, keep_raw=keep_raw)
+    return CompressedClipDataset([TrainEntry(src, repeat=2, max_gap=3)],
+                                 ClipSampler(num_frames=3, min_ref_pixels=50),
+                                 ClipAugment(crop_size=(48, 64), short_edge=96), spec, seed=3,
+                                 keep_raw=keep_raw)
 
 
 def test_compression_spec_q_forms() -> None:
@@ -58,7 +60,8 @@ def test_clip_mode_x265(synthetic_davis: Path) -> None:
     ds = _dataset(synthetic_davis, CompressionSpec("x265", q=[30, 45]))
     clips = [ds[i] for i in range(4)]
     for c in clips:
-        assert c.frames.shape == (3, 48, 64, 3) and c.frames.dtype == np.uint8 and c.bits > 0 and c.q in (30, 45)
+        assert (c.frames.shape == (3, 48, 64, 3) and c.frames.dtype == np.uint8 and c.bits > 0
+                and c.q in (30, 45))
         assert c.frame_types is not None and c.frame_types[0] == "I"
         assert c.raw_frames is not None and 0 < np.abs(c.frames.astype(int) - c.raw_frames).mean() < 40
     again = ds[2]
@@ -92,7 +95,8 @@ def test_sequence_mode_x265_and_warm_cache(synthetic_davis: Path, tmp_path: Path
 @pytest.mark.codec
 def test_eval_sequences_and_static_source(synthetic_davis: Path, tmp_path: Path) -> None:
     val = DavisSource(synthetic_davis, split="val")
-    ev = EvalSequenceDataset(val, CompressionSpec("x265", q=[32, 42], mode="sequence", cache_dir=tmp_path / "c"),
+    ev = EvalSequenceDataset(val,
+                             CompressionSpec("x265", q=[32, 42], mode="sequence", cache_dir=tmp_path / "c"),
                              short_edge=48, max_frames=None, keep_raw=True)
     item = ev[0]
     assert item.frames.shape == (8, 48, 80, 3) and item.masks.shape == (8, 48, 80) and item.q == 42
@@ -102,7 +106,8 @@ def test_eval_sequences_and_static_source(synthetic_davis: Path, tmp_path: Path)
         write_frame(tmp_path / "s" / "images" / f"{k}.jpg", src.load_frames(rec, [0])[0])
         write_mask(tmp_path / "s" / "masks" / f"{k}.png", src.load_masks(rec, [0])[0])
     static = StaticImageSource(tmp_path / "s")
-    ds = CompressedClipDataset([TrainEntry(static)], ClipSampler(num_frames=3), ClipAugment((48, 48), short_edge=64),
+    ds = CompressedClipDataset([TrainEntry(static)], ClipSampler(num_frames=3),
+                               ClipAugment((48, 48), short_edge=64),
                                CompressionSpec("x265", q=40, mode="sequence"), seed=0)
     clip = ds[0]
     assert clip.frames.shape == (3, 48, 48, 3) and clip.bits > 0 and clip.num_objects >= 1
@@ -113,9 +118,10 @@ def test_mixture_repeat_factors_and_ytvos_clips(synthetic_davis: Path, synthetic
 
     davis = DavisSource(synthetic_davis, split="train")
     ytvos = YouTubeVOSSource(synthetic_ytvos, split="train")
-    ds = CompressedClipDataset([TrainEntry(ytvos, repeat=1, max_gap=3), TrainEntry(davis, repeat=5, max_gap=12)],
-                               ClipSampler(num_frames=5, min_ref_pixels=50), ClipAugment((48, 48), short_edge=64),
-                               CompressionSpec("none"), seed=0)
+    ds = CompressedClipDataset([TrainEntry(ytvos, repeat=1, max_gap=3),
+                                TrainEntry(davis, repeat=5, max_gap=12)],
+                               ClipSampler(num_frames=5, min_ref_pixels=50),
+                               ClipAugment((48, 48), short_edge=64), CompressionSpec("none"), seed=0)
     assert len(ds) == 3 + 5 * 3
     sources = [ds.entries[e].source.name for e, _ in ds.items]
     assert sources.count("davis") == 15 and sources.count("ytvos") == 3

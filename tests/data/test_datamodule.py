@@ -22,8 +22,9 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 def _dm(root: Path, **kw: object) -> VOSDataModule:
     return VOSDataModule(train=[TrainEntry(DavisSource(root, split="train"), repeat=2, max_gap=3)],
                          val=[DavisSource(root, split="val")], compression=CompressionSpec("none"),
-                         sampler=ClipSampler(num_frames=3, min_ref_pixels=50), augment=ClipAugment((32, 48), 64),
-                         batch_size=2, num_workers=0, keep_raw=True, eval_short_edge=48, eval_max_frames=5, **kw)
+                         sampler=ClipSampler(num_frames=3, min_ref_pixels=50),
+                         augment=ClipAugment((32, 48), 64), batch_size=2, num_workers=0, keep_raw=True,
+                         eval_short_edge=48, eval_max_frames=5, **kw)
 
 
 def test_train_batch_is_a_vosbatch(synthetic_davis: Path) -> None:
@@ -34,7 +35,8 @@ def test_train_batch_is_a_vosbatch(synthetic_davis: Path) -> None:
     assert batch.frames.shape == (2, 3, 3, 32, 48) and batch.frames.dtype == torch.float32
     assert batch.masks.shape == (2, 3, 1, 32, 48) and batch.masks.dtype == torch.int64
     assert batch.raw_frames is not None and 0 <= batch.raw_frames.min() and batch.raw_frames.max() <= 1
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
     torch.testing.assert_close(batch.frames, (batch.raw_frames - mean) / std)
     assert batch.codec == ["none", "none"] and batch.q.tolist() == [-1, -1] and batch.bits.tolist() == [0, 0]
     assert (batch.num_objects >= 1).all() and int(batch.masks.max()) <= int(batch.num_objects.max())
@@ -99,13 +101,18 @@ def test_lightning_fit_with_workers(synthetic_davis: Path) -> None:
 def test_hydra_configs_compose_and_instantiate(synthetic_davis: Path, tmp_path: Path) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(overrides=["+data=synthetic", "+codec=x265", "codec.q=37", "codec.mode=sequence",
-                                 f"data.train.synthetic.source.root={tmp_path / 'syn'}", f"data.val.synthetic.root={tmp_path / 'syn'}",
-                                 "data.train.synthetic.source.width=64", "data.train.synthetic.source.height=48",
+                                 f"data.train.synthetic.source.root={tmp_path / 'syn'}",
+                                 f"data.val.synthetic.root={tmp_path / 'syn'}",
+                                 "data.train.synthetic.source.width=64",
+                                 "data.train.synthetic.source.height=48",
                                  "data.val.synthetic.width=64", "data.val.synthetic.height=48"])
         for name in ("none", "vvenc"):
             assert instantiate(compose(overrides=[f"+codec={name}"]).codec).codec_name == name
     dm = instantiate(cfg.data)
     assert isinstance(dm, VOSDataModule)
-    assert dm.compression.codec_name == "x265" and dm.compression.q_values == [37] and dm.compression.mode == "sequence"
-    assert dm.compression.codec.keyint == 8 and dm.compression.codec.preset == "veryfast" and dm.augment.crop_size == (465, 465)
-    assert len(dm.train_entries[0].source) == 6 and len(dm.val_sources[0]) == 2 and len(dm.test_sources[0]) == 2
+    assert (dm.compression.codec_name == "x265" and dm.compression.q_values == [37]
+            and dm.compression.mode == "sequence")
+    assert (dm.compression.codec.keyint == 8 and dm.compression.codec.preset == "veryfast"
+            and dm.augment.crop_size == (465, 465))
+    assert (len(dm.train_entries[0].source) == 6 and len(dm.val_sources[0]) == 2
+            and len(dm.test_sources[0]) == 2)

@@ -90,7 +90,8 @@ def test_augmentation_moves_a_marker_identically_across_frames() -> None:
     masks[:, 40:80, 60:120] = 1
     masks[:, 50:60, 70:90] = 7
     frames[:, 45:55, 100:110] = (255, 0, 0)
-    aug = ClipAugment(crop_size=(64, 64), short_edge=96, scale_range=(0.7, 1.3), flip_prob=0.5, min_object_pixels=20)
+    aug = ClipAugment(crop_size=(64, 64), short_edge=96, scale_range=(0.7, 1.3), flip_prob=0.5,
+                      min_object_pixels=20)
     flips, seen = set(), 0
     for _ in range(20):
         params = aug.sample_params(rng, (h, w), masks[0])
@@ -109,7 +110,8 @@ def test_augmentation_moves_a_marker_identically_across_frames() -> None:
         flips.add(params.flip)
     assert flips == {True, False} and seen > 10
     scales = {aug.sample_params(rng, (h, w), masks[0]).resized[0] for _ in range(30)}
-    assert min(scales) < 96 < max(scales) and min(scales) >= round(96 * 0.7) and max(scales) <= round(96 * 1.3)
+    assert (min(scales) < 96 < max(scales) and min(scales) >= round(96 * 0.7)
+            and max(scales) <= round(96 * 1.3))
 
 
 def test_small_frames_are_padded_to_crop() -> None:

@@ -32,7 +32,8 @@ def test_davis_mini_splits_frames_and_masks(davis_mini: Path) -> None:
     assert frames.shape == (3, 480, 854, 3) and frames.dtype == np.uint8
     assert masks.shape == (3, 480, 854) and set(np.unique(masks)) == {0, 1}
     assert len(DavisSource(davis_mini, split=None)) == 4
-    assert len(val.content_key(rec)) == 32 and val.content_key(rec) != val.content_key(val.video("car-shadow"))
+    assert (len(val.content_key(rec)) == 32
+            and val.content_key(rec) != val.content_key(val.video("car-shadow")))
 
 
 def test_davis2016_binary_masks_and_index(davis_mini: Path, tmp_path: Path) -> None:
@@ -46,7 +47,8 @@ def test_davis2016_binary_masks_and_index(davis_mini: Path, tmp_path: Path) -> N
         (tmp_path / "JPEGImages" / "480p" / seq / f"{name}.jpg").write_bytes(
             (davis_mini / "JPEGImages" / "480p" / seq / f"{name}.jpg").read_bytes())
         m = read_mask(davis_mini / "Annotations" / "480p" / seq / f"{name}.png")
-        Image.fromarray((m > 0).astype(np.uint8) * 255, mode="L").save(tmp_path / "Annotations" / "480p" / seq / f"{name}.png")
+        Image.fromarray((m > 0).astype(np.uint8) * 255, mode="L").save(
+            tmp_path / "Annotations" / "480p" / seq / f"{name}.png")
         lines.append(f"/JPEGImages/480p/{seq}/{name}.jpg /Annotations/480p/{seq}/{name}.png")
     (tmp_path / "ImageSets" / "480p").mkdir(parents=True)
     (tmp_path / "ImageSets" / "480p" / "val.txt").write_text("\n".join(lines) + "\n")
@@ -115,7 +117,8 @@ def test_ytvos_train_valid_and_all_frames(synthetic_ytvos: Path) -> None:
     assert has[0] and has[late] and has.sum() == 2
     assert set(np.unique(masks[late])) == {0, 3}
     # the same answer without meta.json (scanning the masks)
-    assert YouTubeVOSSource(synthetic_ytvos, split="valid", use_meta=False).videos[0].first_appearance == vrec.first_appearance
+    assert YouTubeVOSSource(synthetic_ytvos, split="valid", use_meta=False).videos[0].first_appearance == \
+        vrec.first_appearance
     allf = YouTubeVOSSource(synthetic_ytvos, split="valid", all_frames=True)
     assert len(allf.videos[0]) == 26 and allf.videos[0].annotated_indices == [0, late * 5]
 

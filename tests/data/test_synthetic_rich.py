@@ -20,7 +20,7 @@ def test_rich_videos_are_deterministic_and_differ_by_seed() -> None:
     a = list(render_synthetic_videos(2, 6, (96, 64), seed=3, objects=2, style="rich", distractors=1))
     b = list(render_synthetic_videos(2, 6, (96, 64), seed=3, objects=2, style="rich", distractors=1))
     c = list(render_synthetic_videos(2, 6, (96, 64), seed=4, objects=2, style="rich", distractors=1))
-    for (fa, ma), (fb, mb) in zip(a, b):
+    for (fa, ma), (fb, mb) in zip(a, b, strict=False):
         assert np.array_equal(fa, fb) and np.array_equal(ma, mb)
     assert not np.array_equal(a[0][0], c[0][0])
     assert not np.array_equal(a[0][0], a[1][0])  # video i depends on (seed, i)
@@ -58,8 +58,8 @@ def test_rich_set_layouts_and_held_out_split(tmp_path: Path) -> None:
     assert not {v.name for v in train.videos} & {v.name for v in val.videos}
     manifest = json.loads((root / "synthetic.json").read_text())
     assert manifest["style"] == "rich" and manifest["distractors"] == 1
-    yt = generate_synthetic(tmp_path / "yt", videos=4, frames=4, size=(96, 64), seed=0, objects=2, layout="ytvos",
-                            style="rich")
+    yt = generate_synthetic(tmp_path / "yt", videos=4, frames=4, size=(96, 64), seed=0, objects=2,
+                            layout="ytvos", style="rich")
     valid = YouTubeVOSSource(yt, split="valid")
     assert int(valid.videos[0].first_appearance[2]) > 0  # the last object starts late
     with pytest.raises(ValueError, match="style"):
