@@ -93,7 +93,7 @@ def test_teacher_forcing_and_autoregression_write_what_they_say(tiny_aost: VOSMo
 
     fed = run_clip(Propagator(tiny_aost, long_term_gap=1), frames, masks[:, 0], 2, 3, feedback=gt)
     assert seen == [1, 2, 3]
-    for a, b in zip(teacher.frames, fed.frames):
+    for a, b in zip(teacher.frames, fed.frames, strict=False):
         torch.testing.assert_close(a[3], b[3])
     pred = run_clip(Propagator(tiny_aost, long_term_gap=1), frames, masks[:, 0], 2, 3,
                     feedback=lambda t, lg: lg[3].argmax(1, keepdim=True))

@@ -60,8 +60,9 @@ def test_model_speed_winograd_tile_option(tile: int, one_torch_thread: None) -> 
 
     from vosc.models.winograd import WinogradConv2d
 
-    args = model_speed.parse_args(["--model", "stcn_small", "--depths", "1", "--size", "40x56", "--objects", "2",
-                                   "--threads", "1", "--warmup", "1", "--frames", "1", "--rounds", "1",
+    args = model_speed.parse_args(["--model", "stcn_small", "--depths", "1", "--size", "40x56",
+                                   "--objects", "2", "--threads", "1", "--warmup", "1", "--frames", "1",
+                                   "--rounds", "1",
                                    "--no-flops", "--winograd-tile", str(tile)])
     model = model_speed._make_runners(args, torch.device("cpu"))["vosc"].model
     tiles = {m.tile for m in model.modules() if isinstance(m, WinogradConv2d)}

@@ -208,14 +208,16 @@ def test_family_decides_what_enters_the_memory(tiny_aost: VOSModel) -> None:
 
 @torch.no_grad()
 def test_video_segmenter_keeps_the_frame_size_and_stcn_pads(one_torch_thread: None) -> None:
-    """A 50x70 video is fed at 50x70 (no resize to multiples of 16); the key encoder sees it padded to 64x80."""
+    """A 50x70 video is fed at 50x70 (no resize to multiples of 16); the key encoder sees it padded to
+    64x80."""
     import numpy as np
 
     from vosc.inference.segmenter import VideoSegmenter
 
     model = tiny()
     seen: list[tuple[int, int]] = []
-    hook = model.key_encoder.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
+    hook = model.key_encoder.register_forward_pre_hook(
+        lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
     rng = np.random.default_rng(1)
     video = [rng.integers(0, 255, (H, W, 3), dtype=np.uint8) for _ in range(3)]
     first = strips(3)[0, 0].numpy().astype(np.uint8)

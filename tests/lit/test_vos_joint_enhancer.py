@@ -28,8 +28,9 @@ def _batch(b: int = 2, t: int = 3, size: int = 64, seed: int = 0) -> VOSBatch:
         masks[:, i, :, 36:56, 30 + 2 * i : 50 + 2 * i] = 2
     frames = torch.randn(b, t, 3, size, size, generator=g) * 0.2 + masks.float() * 0.8
     return VOSBatch(frames=frames, masks=masks, num_objects=torch.full((b,), 2), codec=["x265"] * b,
-                    q=torch.full((b,), 42), bits=torch.full((b,), 8000), sequences=[f"seq{i}" for i in range(b)],
-                    frame_qps=torch.full((b, t), 43.0), frame_types=torch.tensor([[0] + [1] * (t - 1)] * b))
+                    q=torch.full((b,), 42), bits=torch.full((b,), 8000),
+                    sequences=[f"seq{i}" for i in range(b)], frame_qps=torch.full((b, t), 43.0),
+                    frame_types=torch.tensor([[0] + [1] * (t - 1)] * b))
 
 
 def _perturbed_enhancer(seed: int = 0) -> CompressionAwareEnhancer:
@@ -55,7 +56,8 @@ def test_one_trainer_step_updates_enhancer_and_vos_and_checkpoint_round_trips(tm
     model = build_model("aost", **TINY)
     enh = _perturbed_enhancer()
     mod = VOSModule(model=model, enhancer=enh, total_steps=4, lr=1e-3, enhancer_lr=1e-2, warmup_ratio=0.0,
-                    enhancer_config={"_target_": "vosc.models.enhancer.CompressionAwareEnhancer", "size": "tiny"})
+                    enhancer_config={"_target_": "vosc.models.enhancer.CompressionAwareEnhancer",
+                                     "size": "tiny"})
     vos0, enh0 = _snapshot(model), _snapshot(enh)
     opt = mod.configure_optimizers()["optimizer"]
     enh_group = [g for g in opt.param_groups if g.get("name") == "enhancer"]
@@ -116,4 +118,5 @@ def test_enhancer_checkpoint_initialises_the_enhancer(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"enhancer_ckpt=.*no enhancer"):
         VOSModule(model=model, enhancer_ckpt=str(ckpt))
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
-        VOSModule(model=model, enhancer=CompressionAwareEnhancer(size="tiny"), enhancer_ckpt=str(tmp_path / "missing.ckpt"))
+        VOSModule(model=model, enhancer=CompressionAwareEnhancer(size="tiny"),
+                  enhancer_ckpt=str(tmp_path / "missing.ckpt"))

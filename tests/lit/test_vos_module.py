@@ -36,7 +36,8 @@ def _batch(b: int = 2, t: int = 3, size: int = 64, n_obj: int = 2, seed: int = 0
         masks[:, i, :, 36:56, 30 + 2 * i : 50 + 2 * i] = 2 if n_obj > 1 else 0
     frames = torch.randn(b, t, 3, size, size, generator=g) * 0.2 + masks.float() * 0.8
     return VOSBatch(frames=frames, masks=masks, num_objects=torch.full((b,), n_obj), codec=["x265"] * b,
-                    q=torch.full((b,), 42), bits=torch.full((b,), 8000), sequences=[f"seq{i}" for i in range(b)])
+                    q=torch.full((b,), 42), bits=torch.full((b,), 8000),
+                    sequences=[f"seq{i}" for i in range(b)])
 
 
 def test_shuffle_keeps_background_and_unshuffle_inverts_it() -> None:
@@ -90,7 +91,8 @@ def test_param_groups_give_stcn_pretrained_encoders_the_encoder_ratio() -> None:
         pretrained = name.startswith(("key_encoder.", "value_encoder.net."))
         assert by_param[id(p)]["lr_ratio"] == (0.1 if pretrained else 1.0), name
     assert any(n.startswith("value_encoder.fuser.") for n in names)
-    assert {g["name"] for g in param_groups(model, 0.03, encoder_prefix="encoder.")} == {"other", "other_no_wd"}
+    assert {g["name"] for g in param_groups(model, 0.03, encoder_prefix="encoder.")} == \
+        {"other", "other_no_wd"}
 
 
 def test_warmup_poly_schedule_with_encoder_ratio_and_id_bank_freeze(tiny_aost: torch.nn.Module) -> None:
@@ -140,7 +142,8 @@ def test_aux_weight_decays_linearly_to_zero(tiny_aost: torch.nn.Module) -> None:
 
 
 @pytest.mark.parametrize("switch", [1.0, 0.0], ids=["memory-from-gt", "memory-from-predictions"])
-def test_training_step_gives_finite_loss_and_gradients_everywhere(tiny_aost: torch.nn.Module, switch: float) -> None:
+def test_training_step_gives_finite_loss_and_gradients_everywhere(tiny_aost: torch.nn.Module,
+                                                                  switch: float) -> None:
     torch.manual_seed(0)
     mod = VOSModule(model=tiny_aost, total_steps=10, seq_switch_ratio=switch)
     loss = mod.training_step(_batch(), 0)

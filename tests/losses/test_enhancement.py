@@ -69,7 +69,8 @@ def test_task_loss_wrapper_weights_any_callable() -> None:
 
 def test_vos_task_loss_shows_the_model_frames_at_its_evaluation_scale() -> None:
     """``scale`` resizes the clip as ``segmenter.scales`` does: 16k+1 sides for AOST, ids by nearest, and the
-    loss is the cross-entropy at that size (a model seeing other sizes than evaluation learns other artefacts)."""
+    loss is the cross-entropy at that size (a model seeing other sizes than evaluation learns other
+    artefacts)."""
     from vosc.losses.enhancement import VOSTaskLoss
     from vosc.models.variants import build_model
 

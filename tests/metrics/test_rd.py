@@ -106,7 +106,8 @@ def test_bd_rate_of_scaled_rate_is_exact() -> None:
     assert bd_rate(anchor, test) == pytest.approx(-20.0, abs=1e-9)
     assert bd_rate(test, anchor) == pytest.approx(25.0, abs=1e-9)
     assert bd_rate(anchor, anchor) == pytest.approx(0.0, abs=1e-12)
-    assert bd_rate(list(zip(RATES, JF)), list(zip(RATES * 1.1, JF))) == pytest.approx(10.0, abs=1e-9)
+    assert bd_rate(list(zip(RATES, JF, strict=False)), list(zip(RATES * 1.1, JF, strict=False))) == \
+        pytest.approx(10.0, abs=1e-9)
 
 
 def test_bd_quality_of_shifted_curve_is_exact() -> None:
@@ -204,19 +205,19 @@ def test_non_monotone_points_are_dropped_with_warning() -> None:
     jf = JF.copy()
     jf[2] = 0.60  # below the previous point: dominated
     with pytest.warns(NonMonotonicWarning, match="dropped point"):
-        value = bd_rate(list(zip(RATES, jf)), list(zip(RATES * 0.8, jf)))
+        value = bd_rate(list(zip(RATES, jf, strict=False)), list(zip(RATES * 0.8, jf, strict=False)))
     assert value == pytest.approx(-20.0, abs=1e-9)
 
 
 def test_bd_errors() -> None:
-    low = list(zip(RATES, JF - 0.5))
+    low = list(zip(RATES, JF - 0.5, strict=False))
     with pytest.raises(NoOverlapError, match="do not overlap"):
-        bd_rate(list(zip(RATES, JF)), low)
+        bd_rate(list(zip(RATES, JF, strict=False)), low)
     with pytest.raises(NoOverlapError, match="log10 bpp range"):
-        bd_quality(list(zip(RATES, JF)), list(zip(RATES * 100, JF)))
+        bd_quality(list(zip(RATES, JF, strict=False)), list(zip(RATES * 100, JF, strict=False)))
     with pytest.raises(InsufficientPointsError, match="at least 2"):
-        bd_rate([(0.1, 0.5)], list(zip(RATES, JF)))
+        bd_rate([(0.1, 0.5)], list(zip(RATES, JF, strict=False)))
     with pytest.raises(ValueError, match="positive"):
-        bd_rate([(0.0, 0.5), (0.1, 0.6)], list(zip(RATES, JF)))
+        bd_rate([(0.0, 0.5), (0.1, 0.6)], list(zip(RATES, JF, strict=False)))
     with pytest.raises(KeyError, match="unknown quality"):
         bd_quality(make_curve(), make_curve(), "ssim")

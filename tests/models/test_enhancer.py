@@ -86,8 +86,10 @@ def test_window_is_causal_and_repeats_the_first_frame() -> None:
         changed = clip.clone()
         changed[:, 3] = torch.rand_like(changed[:, 3])
         res2 = model.residual(changed, *cond)
-        first = model.enhance_window(clip[:, [0, 0, 0]], torch.tensor([1]), torch.tensor([42.0]), torch.tensor([3]))
-        third = model.enhance_window(clip[:, [0, 1, 2]], torch.tensor([1]), torch.tensor([42.0]), torch.tensor([3]))
+        first = model.enhance_window(clip[:, [0, 0, 0]], torch.tensor([1]), torch.tensor([42.0]),
+                                     torch.tensor([3]))
+        third = model.enhance_window(clip[:, [0, 1, 2]], torch.tensor([1]), torch.tensor([42.0]),
+                                     torch.tensor([3]))
     assert torch.equal(res[:, :3], res2[:, :3])  # frames before t=3 do not see frame 3
     assert not torch.allclose(res[:, 3], res2[:, 3]) and not torch.allclose(res[:, 4], res2[:, 4])
     assert torch.allclose(res[:, 0], first, atol=1e-6)
@@ -181,8 +183,9 @@ def test_enhance_batch_uses_the_batch_conditioning() -> None:
     clip = imagenet_normalize(_clip(b=1, t=3, h=16, w=16))
     batch = VOSBatch(frames=clip, masks=torch.zeros(1, 3, 1, 16, 16, dtype=torch.long),
                      num_objects=torch.ones(1, dtype=torch.long), codec=["vvenc"], q=torch.tensor([37]),
-                     bits=torch.zeros(1, dtype=torch.long), sequences=["s"], frame_qps=torch.full((1, 3), 39.0),
-                     frame_types=torch.tensor([[0, 1, 1]]))
+                     bits=torch.zeros(1, dtype=torch.long), sequences=["s"],
+                     frame_qps=torch.full((1, 3), 39.0), frame_types=torch.tensor([[0, 1, 1]]))
     with torch.no_grad():
-        expected = model.enhance(clip, ["vvenc"], torch.tensor([37]), torch.full((1, 3), 39.0), torch.tensor([[0, 1, 1]]))
+        expected = model.enhance(clip, ["vvenc"], torch.tensor([37]), torch.full((1, 3), 39.0),
+                                 torch.tensor([[0, 1, 1]]))
         assert torch.equal(enhance_batch(model, batch), expected)

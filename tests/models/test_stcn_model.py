@@ -57,8 +57,8 @@ def test_shapes_and_object_batching(one_torch_thread: None) -> None:
     assert out["object_logits_4x"].shape == (2, 3, 16, 24)
     # per-object decoding batched == one object at a time (video 0, object 2)
     with torch.no_grad():
-        solo = model.segment(feats.__class__(*(getattr(feats, f)[:1] for f in ("k16", "f16_thin", "f16", "f8", "f4"))),
-                             feats.k16[:1].flatten(2), values[:1, 2:3].flatten(3), top_k=5)
+        first = feats.__class__(*(getattr(feats, f)[:1] for f in ("k16", "f16_thin", "f16", "f8", "f4")))
+        solo = model.segment(first, feats.k16[:1].flatten(2), values[:1, 2:3].flatten(3), top_k=5)
     torch.testing.assert_close(solo["object_logits"][0, 0], out["object_logits"][0, 2], atol=1e-5, rtol=1e-5)
     prob = torch.softmax(out["logits"], dim=1)
     expect_bg = torch.prod(1 - torch.sigmoid(out["object_logits"]), dim=1).clamp(1e-7, 1 - 1e-7)
@@ -175,8 +175,8 @@ def test_winograd_inference_equals_direct_and_keeps_keys_exact(one_torch_thread:
 
     def build(tile: int | None) -> STCN:
         torch.manual_seed(0)
-        return STCN(key_encoder="resnet18", key_dim=16, value_dim=64, key_comp_dim=64, decoder_dims=(64, 32, 32),
-                    winograd_tile=tile).eval()
+        return STCN(key_encoder="resnet18", key_dim=16, value_dim=64, key_comp_dim=64,
+                    decoder_dims=(64, 32, 32), winograd_tile=tile).eval()
 
     fast, direct = build(4), build(None)
     assert not any(isinstance(m, WinogradConv2d) for m in fast.key_encoder.modules())

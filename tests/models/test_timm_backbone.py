@@ -59,13 +59,15 @@ def test_pretrained_from_torchvision_files(tmp_path: Path) -> None:
     enc = TimmBackbone("mobilenetv2", pretrained=str(path))
     own = enc.state_dict()
     torch.testing.assert_close(own["net.conv_stem.weight"], tv.state_dict()["features.0.0.weight"])
-    torch.testing.assert_close(own["net.blocks.3.0.conv_dw.weight"], tv.state_dict()["features.7.conv.1.0.weight"])
+    torch.testing.assert_close(own["net.blocks.3.0.conv_dw.weight"],
+                               tv.state_dict()["features.7.conv.1.0.weight"])
     torch.testing.assert_close(own["net.bn2.running_var"], tv.state_dict()["features.18.1.running_var"])
     rn = torchvision.models.resnet50()
     path = tmp_path / "resnet50.pth"
     torch.save(rn.state_dict(), path)
     enc = TimmBackbone("resnet50", pretrained=str(path))
-    torch.testing.assert_close(enc.state_dict()["net.layer3.5.conv2.weight"], rn.state_dict()["layer3.5.conv2.weight"])
+    torch.testing.assert_close(enc.state_dict()["net.layer3.5.conv2.weight"],
+                               rn.state_dict()["layer3.5.conv2.weight"])
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         TimmBackbone("mobilenetv2", pretrained=str(tmp_path / "missing.pth"))
     torch.save({"foo": torch.zeros(1)}, tmp_path / "bad.pth")

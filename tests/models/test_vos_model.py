@@ -99,7 +99,7 @@ def test_depth_k_equals_k_layer_model() -> None:
         small.load_state_dict({n: v for n, v in full.state_dict().items() if n in own}, strict=True)
         a = _run(full, k, frames, masks, memory_depth=3)
         b = _run(small, k, frames, masks, memory_depth=k)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=False):
             torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
 
 
@@ -117,7 +117,8 @@ def test_depth_switching_keeps_full_depth_memory() -> None:
     torch.testing.assert_close(a1[1], b1[1])
     for p in (ref, sw):
         p.update_memory(masks[:, 1])
-    torch.testing.assert_close(ref.step(frames[:, 2], 3)[3], sw.step(frames[:, 2], 3)[3], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ref.step(frames[:, 2], 3)[3], sw.step(frames[:, 2], 3)[3], atol=1e-5,
+                               rtol=1e-5)
 
 
 @torch.no_grad()
@@ -146,7 +147,8 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(RuntimeError, match="add_reference"):
         Propagator(model).step(torch.zeros(1, 3, 33, 33))
     with pytest.raises(ValueError, match="max_obj"):
-        Propagator(model).add_reference(torch.zeros(1, 3, 33, 33), torch.zeros(1, 1, 33, 33, dtype=torch.long), 11)
+        Propagator(model).add_reference(torch.zeros(1, 3, 33, 33),
+                                        torch.zeros(1, 1, 33, 33, dtype=torch.long), 11)
     with pytest.raises(ConfigError, match=r"model='aot-xl' is unknown.*valid choices: \[.*'aost'"):
         build_model("aot-xl")
     with pytest.raises(ConfigError, match=r"unknown argument\(s\) \['layers'\]"):

@@ -133,7 +133,8 @@ def test_weight_cache_follows_writes_through_data_and_training_drops_it() -> Non
     fast.weight.data.copy_(0.1 * torch.randn_like(fast.weight))  # what WeightAveraging._swap_models does
     assert fast.weight._version == version
     with torch.no_grad():
-        torch.testing.assert_close(fast(x), F.conv2d(x, fast.weight, fast.bias, padding=1), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast(x), F.conv2d(x, fast.weight, fast.bias, padding=1), atol=1e-5,
+                                   rtol=1e-5)
     assert fast._cache is not None
     fast(x).sum().backward()
     assert fast._cache is None
