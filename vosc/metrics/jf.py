@@ -260,6 +260,25 @@ def _frame_jf(
     return jaccard(g, p), boundary_f(g, p, kernel=kernel)
 
 
+def _check_prediction(gt: np.ndarray, pred: np.ndarray, num_objects: int, names: Sequence[str],
+                      sequence: str) -> None:
+    """Raise when the evaluated prediction frames do not fit the ground truth (``names``: the frames' names).
+
+    Raises:
+        SizeMismatchError: ``pred`` and ``gt`` shapes differ.
+        UnknownObjectError: ``pred`` contains an id greater than ``num_objects``.
+    """
+    if pred.shape != gt.shape:
+        raise SizeMismatchError(
+            names[0] if names else sequence, f"prediction {pred.shape} != ground truth {gt.shape}"
+        )
+    if pred.size and int(pred.max()) > num_objects:
+        bad = int(np.argmax(pred.reshape(pred.shape[0], -1).max(axis=1) > num_objects))
+        raise UnknownObjectError(
+            names[bad], f"object id {int(pred[bad].max())} not in the ground truth (ids 1..{num_objects})"
+        )
+
+
 def evaluate_sequence(
     gt: np.ndarray,
     pred: np.ndarray,
@@ -306,15 +325,7 @@ def evaluate_sequence(
     if pred.shape[0] != gt.shape[0]:
         pred = pred[keep]
     names = [str(p) for p in pred_files] if pred_files is not None else [f"{sequence}/{f}" for f in frame_ids]
-    if pred.shape != gt.shape:
-        raise SizeMismatchError(
-            names[0] if names else sequence, f"prediction {pred.shape} != ground truth {gt.shape}"
-        )
-    if pred.size and int(pred.max()) > num_objects:
-        bad = int(np.argmax(pred.reshape(pred.shape[0], -1).max(axis=1) > num_objects))
-        raise UnknownObjectError(
-            names[bad], f"object id {int(pred[bad].max())} not in the ground truth (ids 1..{num_objects})"
-        )
+    _check_prediction(gt, pred, num_objects, names, sequence)
     j = np.empty((num_objects, gt.shape[0]))
     f = np.empty_like(j)
     kernel = disk(boundary_tolerance(gt.shape[1], gt.shape[2], bound_th))
