@@ -321,10 +321,19 @@ def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: 
         raise DatasetLayoutError(out, f"holds a synthetic set with other parameters ({manifest.read_text()})")
     if out.exists() and any(out.iterdir()):
         raise DatasetLayoutError(out, "exists, is not empty and is not a synthetic set")
+    _generate_atomically(out, cfg)
+    log.info("generated synthetic %s set: %s", layout, out)
+    return out
+
+
+def _generate_atomically(out: Path, cfg: SyntheticConfig) -> None:
+    """Write the set and its manifest into a temp folder beside ``out`` (new or empty) and rename it into
+    place; a set with the same parameters that another process finished first is kept."""
+    manifest = out / MANIFEST
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        (_write_davis if layout == "davis" else _write_ytvos)(tmp, cfg)
+        (_write_davis if cfg.layout == "davis" else _write_ytvos)(tmp, cfg)
         (tmp / MANIFEST).write_text(json.dumps(asdict(cfg)))
         try:
             if out.exists() and not any(out.iterdir()):
@@ -337,8 +346,6 @@ def generate_synthetic(out: str | Path, videos: int = 4, frames: int = 8, size: 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("generated synthetic %s set: %s", layout, out)
-    return out
 
 
 class SyntheticSource(VideoSource):
