@@ -194,8 +194,6 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
         baselines: Rows of :func:`vosc.evaluation.baselines.baseline_rows` (``baselines.md``, and one row
             each at the end of ``summary.md``, codec ``none``, model ``no training``).
     """
-    from vosc.evaluation.report import plot_rd, summary_rows, write_table
-
     out = Path(str(out_dir)) / sweep.dataset
     curves = merge_curves(out, sweep.curves())
     index: dict[str, Any] = {"dataset": sweep.dataset, "curves": {}, "tables": {}, "plots": {}, "bd": {},
@@ -208,14 +206,7 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
     if index["gt_skipped"]:
         log.warning("J&F leaves out %d sequence(s) (missing_gt=skip): %s", len(index["gt_skipped"]),
                     sorted(index["gt_skipped"]))
-    tables = {"summary": summary_rows(ordered)}
-    by_bpp = [p for c in ordered for p in sorted(c.points, key=lambda x: x.bpp)]  # the order of summary_rows
-    for row, point in zip(tables["summary"], by_bpp, strict=True):
-        row["enhance_s"] = point.extra.get("enhance_s")
-    tables["summary"] += [{"curve": b["baseline"], "codec": "none", "model": "no training",
-                           "dataset": sweep.dataset, "bpp": 0.0, "J&F": b["J&F"], "J": b["J"], "F": b["F"],
-                           "total_s": b["seconds"]} for b in baselines]
-    tables["baselines"] = [dict(b) for b in baselines]
+    tables = _summary_tables(sweep.dataset, ordered, baselines)
     index["baselines"] = {b["baseline"]: b["J&F"] for b in baselines}
     anchors = pick_anchor(anchor, ordered)
     tables.update(bd_tables(ordered, anchors))
@@ -224,30 +215,63 @@ def write_reports(sweep: Any, ds: DictConfig, out_dir: str | Path, anchor: Any, 
     enh_points, enh_pairs = enhancer_tables(curves)
     if enh_pairs:
         tables["enhancer"], tables["enhancer_bd"] = enh_points, enh_pairs
-    for name, rows in tables.items():
-        if rows:
-            write_table(rows, out / f"{name}.md", out / f"{name}.csv")
-            index["tables"][name] = str(out / f"{name}.md")
-        else:  # an earlier run's table would no longer describe out_dir
-            for stale in (out / f"{name}.md", out / f"{name}.csv"):
-                if stale.exists():
-                    stale.unlink()
-                    log.info("removed %s: no rows for it in this report", stale)
+    index["tables"].update(_write_tables(tables, out))
     index["bd"].update({k: v for k, v in tables.items() if k.startswith(("bd_", "enhancer_bd"))})
-    for quality in ("jf", "psnr"):
-        try:
-            index["plots"][quality] = str(
-                plot_rd(
-                    ordered, out / f"rd_{quality}.png", quality, title=f"{sweep.dataset}: {sweep.model_name}"
-                )
-            )
-        except ValueError as exc:
-            log.warning("plot %s not drawn: %s", quality, exc)
+    index["plots"].update(_plot_curves(ordered, out, f"{sweep.dataset}: {sweep.model_name}"))
     if wandb.get("enabled"):
         _log_wandb(wandb, run_config, out, ordered, index, tables)
     index["submissions"] = _submissions(sweep, ds)
     _atomic_json(out / "evaluation.json", index)
     return index
+
+
+def _summary_tables(dataset: str, curves: list[Any],
+                    baselines: Sequence[Mapping[str, Any]]) -> dict[str, list[dict]]:
+    """``summary`` (the curves' points with their ``enhance_s``, then one row per baseline) and
+    ``baselines`` tables of :func:`write_reports`."""
+    from vosc.evaluation.report import summary_rows
+
+    tables = {"summary": summary_rows(curves)}
+    by_bpp = [p for c in curves for p in sorted(c.points, key=lambda x: x.bpp)]  # the order of summary_rows
+    for row, point in zip(tables["summary"], by_bpp, strict=True):
+        row["enhance_s"] = point.extra.get("enhance_s")
+    tables["summary"] += [{"curve": b["baseline"], "codec": "none", "model": "no training",
+                           "dataset": dataset, "bpp": 0.0, "J&F": b["J&F"], "J": b["J"], "F": b["F"],
+                           "total_s": b["seconds"]} for b in baselines]
+    tables["baselines"] = [dict(b) for b in baselines]
+    return tables
+
+
+def _write_tables(tables: Mapping[str, list[dict]], out: Path) -> dict[str, str]:
+    """Write each table with rows as ``<name>.md`` and ``.csv`` into ``out`` and remove an earlier run's
+    files of a table without rows; returns ``{name: markdown path}`` of the written ones."""
+    from vosc.evaluation.report import write_table
+
+    written: dict[str, str] = {}
+    for name, rows in tables.items():
+        if rows:
+            write_table(rows, out / f"{name}.md", out / f"{name}.csv")
+            written[name] = str(out / f"{name}.md")
+        else:  # an earlier run's table would no longer describe out_dir
+            for stale in (out / f"{name}.md", out / f"{name}.csv"):
+                if stale.exists():
+                    stale.unlink()
+                    log.info("removed %s: no rows for it in this report", stale)
+    return written
+
+
+def _plot_curves(curves: list[Any], out: Path, title: str) -> dict[str, str]:
+    """RD plots ``rd_jf.png`` and ``rd_psnr.png`` in ``out`` (one not drawn is logged and left out);
+    returns ``{quality: path}``."""
+    from vosc.evaluation.report import plot_rd
+
+    plots: dict[str, str] = {}
+    for quality in ("jf", "psnr"):
+        try:
+            plots[quality] = str(plot_rd(curves, out / f"rd_{quality}.png", quality, title=title))
+        except ValueError as exc:
+            log.warning("plot %s not drawn: %s", quality, exc)
+    return plots
 
 
 def _log_wandb(settings: Mapping[str, Any], run_config: Mapping[str, Any], out: Path, curves: list[Any],
