@@ -125,7 +125,8 @@ def test_progress_lines_when_stdout_is_not_a_terminal(video: Path, tmp_path: Pat
 
     with caplog.at_level(logging.INFO, logger="vosc.segment"):
         assert main([str(video), "--mask", str(video.parent / video.stem / "masks"), "--model", "aost_tiny",
-                     "--out", str(tmp_path / "o"), "--device", "cpu", "--no-overlay", "--log-every", "5"]) == 0
+                     "--out", str(tmp_path / "o"), "--device", "cpu", "--no-overlay",
+                     "--log-every", "5"]) == 0
     lines = [r.getMessage() for r in caplog.records if ": frame " in r.getMessage()]
     assert [ln.split(" · ")[0] for ln in lines] == [f"{video.name}: frame {n}/{FRAMES}" for n in (5, 10, 15)]
     assert all(" frames/s · elapsed " in ln and " · ETA " in ln for ln in lines)

@@ -17,11 +17,12 @@ from omegaconf import DictConfig, open_dict
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 sys.path.insert(0, str(REPO))
-import train
-from vosc.config import ConfigError, parse_alpha
+import train  # noqa: E402
+from vosc.config import ConfigError, parse_alpha  # noqa: E402
 
 FULL_SCALE = ("pretrain_static", "main", "davis")  # + stcn_static / stcn_main*: tests/test_train_stcn.py
-GROUPS = ["data", "codec", "model", "lit", "trainer", "callbacks", "logger", "experiment", "debug", "hparams_search"]
+GROUPS = ["data", "codec", "model", "lit", "trainer", "callbacks", "logger", "experiment", "debug",
+          "hparams_search"]
 
 
 def _options(group: str) -> list[str]:
@@ -50,7 +51,8 @@ def test_every_option_of_every_group_composes(group: str, tmp_path: Path) -> Non
 
 
 def test_model_variants_accept_field_overrides(tmp_path: Path) -> None:
-    cfg = _compose(["model=r50_aost", "model.num_layers=2", "codec=x265", "codec.q=37", "lit.alpha=2"], tmp_path)
+    cfg = _compose(["model=r50_aost", "model.num_layers=2", "codec=x265", "codec.q=37", "lit.alpha=2"],
+                   tmp_path)
     assert (cfg.model.encoder, cfg.model.block, cfg.model.num_layers) == ("resnet50", "slstt", 2)
     assert cfg.codec.q == 37 and cfg.lit.alpha == 2
 
@@ -59,7 +61,8 @@ def test_renamed_override_names_the_new_spelling(tmp_path: Path) -> None:
     """An override spelling the README once documented fails with the new spelling, before Hydra runs."""
     from vosc.config import check_renamed_overrides
 
-    with pytest.raises(ConfigError, match=r"codec.codec_kwargs.rate_control was renamed: use codec.codec.rate_control"):
+    with pytest.raises(ConfigError,
+                       match=r"codec.codec_kwargs.rate_control was renamed: use codec.codec.rate_control"):
         check_renamed_overrides(["codec=x265", "codec.codec_kwargs.rate_control=qp"])
     check_renamed_overrides(["codec=x265", "codec.codec.rate_control=qp"])  # the new spelling passes
     cfg = _compose(["codec=x265", "codec.codec.rate_control=qp", "codec.q=30"], tmp_path)
@@ -100,18 +103,23 @@ def test_every_experiment_instantiates(experiment: str, synthetic_roots: list[st
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["model.encoder=vgg16"], r"not a known backbone; valid choices: \['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2', 'mobilenetv2', 'mobilenetv2_050', 'mobilenetv2_075', 'resnet18', 'resnet50', 'swin_base'\]"),
+        (["model.encoder=vgg16"],
+         r"not a known backbone; valid choices: \['efficientnet_lite0', 'efficientnet_lite1', "
+         r"'efficientnet_lite2', 'mobilenetv2', 'mobilenetv2_050', 'mobilenetv2_075', 'resnet18', "
+         r"'resnet50', 'swin_base'\]"),
         (["model.num_layers=2", "lit.depths=[1,3]"], r"exceed model.num_layers=2; valid choices: \[1, 2\]"),
         (["lit.alpha=0"], r"lit.alpha=0.0 must be > 0"),
         (["lit.alpha=-2"], r"must be > 0"),
         (["codec=x265", "codec.q=60"], r"codec.q=\[60\] out of range for x265: valid range \[0, 51\]"),
         (["codec=vvenc", "codec.q=70"], r"out of range for vvenc: valid range \[0, 63\]"),
         (["codec.codec=h264"], r"codec.codec='h264' is unknown; valid choices: \['none', 'vvenc', 'x265'\]"),
-        (["codec=x265", "codec.codec.rate_control=cbr"], r"x265 rate_control must be 'crf' or 'qp', got 'cbr'"),
+        (["codec=x265", "codec.codec.rate_control=cbr"],
+         r"x265 rate_control must be 'crf' or 'qp', got 'cbr'"),
         (["experiment=davis", "paths.davis_root=/nonexistent/DAVIS"], r"/nonexistent/DAVIS does not exist"),
     ],
 )
-def test_invalid_configs_fail_before_training_with_choices(overrides: list[str], match: str, tmp_path: Path) -> None:
+def test_invalid_configs_fail_before_training_with_choices(overrides: list[str], match: str,
+                                                           tmp_path: Path) -> None:
     """Cross-group settings fail in ``validate_config``, a constructor's own arguments while building (alpha,
     depths, q and the backbone are each checked once, by their constructor): both before any training."""
     cfg = _compose(overrides, tmp_path)
@@ -122,7 +130,8 @@ def test_invalid_configs_fail_before_training_with_choices(overrides: list[str],
 
 
 def _small_rich_set(cfg: DictConfig) -> None:
-    """The CPU recipes' rich synthetic sets at 6 + 2 videos (generated on first use: 400 + 16 take minutes)."""
+    """The CPU recipes' rich synthetic sets at 6 + 2 videos (generated on first use: 400 + 16 take
+    minutes)."""
     if "rich" in cfg.data.train:
         cfg.data.train.rich.source.videos = 6
         cfg.data.val.rich.videos = 2

@@ -69,9 +69,9 @@ def test_baseline_rows_and_missing_ground_truth(davis_mini: Path, tmp_path: Path
 
 
 def test_label_propagation_at_a_model_scale_sees_small_objects_better() -> None:
-    """``scale``: the frames are encoded at the size a model evaluated with ``segmenter.scales=[s]`` sees them;
-    the masks stay at the frame's size. A small object on a small frame (stride-8 cells of 8 pixels) is
-    followed far better at 3x."""
+    """``scale``: the frames are encoded at the size a model evaluated with ``segmenter.scales=[s]`` sees
+    them; the masks stay at the frame's size. A small object on a small frame (stride-8 cells of 8 pixels)
+    is followed far better at 3x."""
     video, masks = _moving_cutout()
     small_v, small_m = video[:, ::2, ::2].copy(), masks[:, ::2, ::2].copy()  # 64x88, a 20x28 object
     jm = {}

@@ -33,7 +33,8 @@ def _reset_hydra_config():
 
 
 def _cfg(tmp_path: Path, *overrides: str):
-    base = ["model=aost_tiny", f"out_dir={tmp_path / 'eval'}", f"cache_dir={tmp_path / 'cache'}", "paths.output_dir=."]
+    base = ["model=aost_tiny", f"out_dir={tmp_path / 'eval'}", f"cache_dir={tmp_path / 'cache'}",
+            "paths.output_dir=."]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("evaluate", overrides=[*base, *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # group choices (model names) as under @hydra.main
@@ -90,7 +91,8 @@ def test_bad_depth(evaluate_module, tmp_path: Path, davis_mini: Path) -> None:
 def test_aot_depths_fail_before_any_work(evaluate_module, tmp_path: Path, davis_mini: Path) -> None:
     """AOT (non-scalable decoder, n_l = 3): a depth above n_l, or below it, stops the run before any
     encode, segmentation or output."""
-    for depths, match in (("[4]", r"\[4\] outside 1..3"), ("[2,3]", r"\[2\] not decodable.*valid choices: \[3\]")):
+    for depths, match in (("[4]", r"\[4\] outside 1..3"),
+                          ("[2,3]", r"\[2\] not decodable.*valid choices: \[3\]")):
         cfg = _cfg(tmp_path, *_davis(davis_mini), "model=aotb", f"depths={depths}")
         with pytest.raises(evaluate_module.ConfigError, match=match):
             evaluate_module.evaluate(cfg)
@@ -135,7 +137,8 @@ def test_vosc_lightning_checkpoint_roundtrip(evaluate_module, tmp_path: Path, da
     assert sweep.model.num_layers == 2 and sweep.depths == [2]
     assert sweep.model_name == "vosc-last" and sweep.checkpoint_hash
     assert all(
-        torch.equal(a, b) for a, b in zip(sweep.model.state_dict().values(), net.state_dict().values())
+        torch.equal(a, b)
+        for a, b in zip(sweep.model.state_dict().values(), net.state_dict().values(), strict=False)
     )
     bad = tmp_path / "bad.ckpt"
     torch.save(
@@ -158,8 +161,8 @@ def test_data_root_replaces_the_synthetic_default(evaluate_module, tmp_path: Pat
 
 
 def test_official_checkpoint(evaluate_module, tmp_path: Path, davis_mini: Path, aot_parity: Path) -> None:
-    """An official AOT checkpoint (``{'state_dict': ...}`` in the reference layout) loads strictly into model=aott;
-    the wrong architecture fails naming the file."""
+    """An official AOT checkpoint (``{'state_dict': ...}`` in the reference layout) loads strictly into
+    model=aott; the wrong architecture fails naming the file."""
     ckpt = aot_parity / "aott" / "checkpoint.pth"
     sweep, _ = evaluate_module.build_sweep(_cfg(tmp_path, *_davis(davis_mini), f"ckpt={ckpt}", "model=aott"))
     assert sweep.model_name == "aott" and sweep.checkpoint == str(ckpt.resolve()) and sweep.depths == [1]

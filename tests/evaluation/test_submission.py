@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from vosc.data.errors import DatasetLayoutError
-from vosc.evaluation.submission import LateObjectError, write_davis_submission, write_youtube_vos_submission
 from vosc.data.palette import read_mask, write_mask
+from vosc.evaluation.submission import LateObjectError, write_davis_submission, write_youtube_vos_submission
 from vosc.metrics.errors import MissingPredictionError, SizeMismatchError, UnknownObjectError
 
 FRAMES = ["00000", "00005", "00010", "00015"]

@@ -61,14 +61,15 @@ def test_missing_weights_raise_a_clear_error_offline(tmp_path: Path) -> None:
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("vosc.models.encoder.pretrained.PretrainedWeightsError")
     for part in ("'timm/mobilenetv2_050.lamb_in1k'", "HF_HUB_OFFLINE is set", str(tmp_path / "empty" / "hub"),
-                 "python -m vosc.models.encoder.pretrained mobilenetv2_050", "model.pretrained=<weights file>",
-                 "model.pretrained=false"):
+                 "python -m vosc.models.encoder.pretrained mobilenetv2_050",
+                 "model.pretrained=<weights file>", "model.pretrained=false"):
         assert part in last, part
 
 
 def test_download_command_fails_with_the_same_error_offline(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "vosc.models.encoder.pretrained", "mobilenetv2_050"], cwd=REPO,
-                         env=_offline_env(tmp_path / "empty"), capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "vosc.models.encoder.pretrained", "mobilenetv2_050"],
+                         cwd=REPO, env=_offline_env(tmp_path / "empty"), capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode != 0 and "PretrainedWeightsError" in run.stderr
     run = subprocess.run([sys.executable, "-m", "vosc.models.encoder.pretrained", "vgg16"], cwd=REPO,
                          env=_offline_env(tmp_path / "empty"), capture_output=True, text=True, timeout=300)
@@ -84,7 +85,8 @@ def test_stcn_value_encoder_asks_for_weights_too(monkeypatch: pytest.MonkeyPatch
         ValueEncoder("resnet18", key_dim=64, value_dim=32, pretrained=True)
 
 
-def test_a_checkpoint_never_needs_the_imagenet_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_checkpoint_never_needs_the_imagenet_weights(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
     """A network config with ``pretrained: true`` (as stored by a full-scale run) loads from its checkpoint
     offline, with the checkpoint's weights: vosc checkpoints, and through ``VOSModule`` as Lightning does."""
     from vosc.lit.vos_module import VOSModule
@@ -107,7 +109,8 @@ def test_a_checkpoint_never_needs_the_imagenet_weights(monkeypatch: pytest.Monke
     assert isinstance(module.model, type(net))
 
 
-def test_timm_backbone_without_weights_needs_no_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_timm_backbone_without_weights_needs_no_cache(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert TimmBackbone("mobilenetv2_050", pretrained=False).dims == (16, 16, 48, 1280)
