@@ -71,7 +71,8 @@ def test_render_synthetic_videos_matches_the_written_set(tmp_path) -> None:
     videos = list(render_synthetic_videos(3, 4, (64, 48), seed=5, objects=2))
     again = list(render_synthetic_videos(3, 4, (64, 48), seed=5, objects=2))
     other = next(iter(render_synthetic_videos(1, 4, (64, 48), seed=6, objects=2)))
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(videos, again))
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+               for a, b in zip(videos, again, strict=False))
     assert not np.array_equal(videos[0][0], other[0])
     root = generate_synthetic(tmp_path / "s", videos=3, frames=4, size=(64, 48), seed=5, objects=2)
     for i, (frames, masks) in enumerate(videos):
@@ -95,7 +96,8 @@ def test_short_fit_on_real_x265_clips_lowers_the_loss_and_evaluates(tmp_path) ->
 
     def fixed_batch_mse() -> float:
         with torch.no_grad():
-            return float(pixel_loss(win[:, -1] + enhancer.enhance_window(win, codec, qps, types), target, "mse"))
+            return float(pixel_loss(win[:, -1] + enhancer.enhance_window(win, codec, qps, types), target,
+                                    "mse"))
 
     before = fixed_batch_mse()
     losses = fit_enhancer(enhancer, clips, 60, batch=8, crop=32, lr=3e-3, warmup_steps=5)

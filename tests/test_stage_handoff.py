@@ -34,7 +34,8 @@ def test_vos_ckpt_is_accepted_by_every_experiment(experiment: str) -> None:
 
 
 @pytest.mark.parametrize("experiment", ["tiny", "main"])
-def test_vos_ckpt_initialises_the_network(experiment: str, tmp_path: Path, synthetic_roots: list[str]) -> None:
+def test_vos_ckpt_initialises_the_network(experiment: str, tmp_path: Path,
+                                          synthetic_roots: list[str]) -> None:
     """``main`` asks for ImageNet encoders (``model.pretrained: true``); with ``vos_ckpt`` they are not
     needed (this test runs offline, without them) and the network is the checkpoint's."""
     from train import build
@@ -47,8 +48,8 @@ def test_vos_ckpt_initialises_the_network(experiment: str, tmp_path: Path, synth
     state = {f"model.{k}": v for k, v in net.state_dict().items()}
     hparams = {"model_config": {**TINY, "pretrained": experiment == "main"}}
     AtomicCheckpointIO().save_checkpoint({"state_dict": state, "hyper_parameters": hparams}, path)
-    cfg = _compose([f"experiment={experiment}", *synthetic_roots, f"paths.root_dir={tmp_path}", f"vos_ckpt={path}",
-                    "logger=none", "trainer.accelerator=cpu", "trainer.precision=32-true",
+    cfg = _compose([f"experiment={experiment}", *synthetic_roots, f"paths.root_dir={tmp_path}",
+                    f"vos_ckpt={path}", "logger=none", "trainer.accelerator=cpu", "trainer.precision=32-true",
                     "callbacks=none", "paths.output_dir=" + str(tmp_path / "out")])
     assert cfg.model.pretrained is (experiment == "main")
     _, module, _ = build(cfg)

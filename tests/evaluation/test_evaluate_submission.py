@@ -27,7 +27,8 @@ def evaluate_module():
 def test_youtube_vos_submission(evaluate_module, tmp_path: Path) -> None:
     from vosc.data.synthetic import generate_synthetic
 
-    root = generate_synthetic(tmp_path / "ytvos", videos=4, frames=4, size=(64, 48), objects=2, layout="ytvos")
+    root = generate_synthetic(tmp_path / "ytvos", videos=4, frames=4, size=(64, 48), objects=2,
+                              layout="ytvos")
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("evaluate", overrides=[
             "model=aost_tiny", "dataset=ytvos", f"paths.ytvos_root={root}", "ladder.points=[none]",

@@ -1,5 +1,6 @@
-"""PreemptionCheckpoint against Lightning's own SIGTERM handling: a SIGTERM that arrives *during* a batch must
-end the run with status 128 + 15 after writing last.ckpt, not with Lightning's ``SIGTERMException`` (status 0).
+"""PreemptionCheckpoint against Lightning's own SIGTERM handling: a SIGTERM that arrives *during* a batch
+must end the run with status 128 + 15 after writing last.ckpt, not with Lightning's ``SIGTERMException``
+(status 0).
 
 Lightning registers its SIGTERM handler after the callbacks' ``setup``, composed with ours; its flag made the
 loop exit at the end of the same batch, before the callback's exit. Deterministic here: the signal is sent

@@ -57,7 +57,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                 metric.update(torch.from_numpy(pred), torch.from_numpy(gt), sequence)
             values = {k: float(v) for k, v in metric.compute().items()}
             per_object = metric.compute_result().per_object
-            Path(out, f"{name}_rank{rank}.json").write_text(json.dumps({"global": values, "per_object": per_object}))
+            Path(out, f"{name}_rank{rank}.json").write_text(
+                json.dumps({"global": values, "per_object": per_object}))
     finally:
         dist.destroy_process_group()
 
@@ -96,7 +97,8 @@ def test_metric_under_ddp_gloo_equals_single_process(tmp_path: Path) -> None:
     expected = {name: _single(plan) for name, plan in PLANS.items()}
     assert 0.3 < expected["padded"]["J&F-Mean"] < 0.99
 
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="spawn")
     for rank in (0, 1):
         got = json.loads((tmp_path / f"padded_rank{rank}.json").read_text())
         assert got["global"] == pytest.approx(expected["padded"], abs=1e-12)
