@@ -93,8 +93,8 @@ def synthetic_davis(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (train: synth-000..002, val: synth-003). Built with :func:`vosc.data.synthetic.generate_synthetic`."""
     from vosc.data.synthetic import generate_synthetic
 
-    return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "davis", videos=4, frames=8, size=(160, 96),
-                              seed=0, objects=2, layout="davis")
+    return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "davis", videos=4, frames=8,
+                              size=(160, 96), seed=0, objects=2, layout="davis")
 
 
 @pytest.fixture(scope="session")
@@ -103,12 +103,13 @@ def synthetic_ytvos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     "30 fps"), 160x96, 3 objects, the last one starting late in ``valid/`` (train: 3 videos, valid: 1)."""
     from vosc.data.synthetic import generate_synthetic
 
-    return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "ytvos", videos=4, frames=6, size=(160, 96),
-                              seed=1, objects=3, layout="ytvos")
+    return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "ytvos", videos=4, frames=6,
+                              size=(160, 96), seed=1, objects=3, layout="ytvos")
 
 
 @pytest.fixture(scope="module")
-def synthetic_roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path, synthetic_ytvos: Path) -> list[str]:
+def synthetic_roots(tmp_path_factory: pytest.TempPathFactory, synthetic_davis: Path,
+                    synthetic_ytvos: Path) -> list[str]:
     """Hydra overrides pointing the DAVIS / YouTube-VOS / static-image roots at the generated synthetic sets
     (two first frames and masks as static images) and ``paths.data_dir`` at one folder per module, so that
     every experiment of a module shares the synthetic sets it generates."""
