@@ -50,21 +50,23 @@ def test_short_training_beats_copy_first_mask_on_held_out_videos(tmp_path: Path)
     with open(out / "csv" / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     minutes = [float(r["train/elapsed_min"]) for r in rows if r.get("train/elapsed_min")]
-    assert minutes and minutes == sorted(minutes) and minutes[-1] > 0, "J&F against minutes needs train/elapsed_min"
+    assert minutes and minutes == sorted(minutes) and minutes[-1] > 0, \
+        "J&F against minutes needs train/elapsed_min"
     val = {int(r["step"]): float(r["val/J&F_d3"]) for r in rows if r.get("val/J&F_d3")}
     assert max(val) == 249, f"validation ran at steps {sorted(val)}, not at the end of the 250 steps"
 
     heldout = tmp_path / "data" / "synthetic-easy-heldout"
     _run(["evaluate.py", f"ckpt={ckpt}", f"data_root={heldout}", "ladder.points=[none]", "depths=[1,2,3]",
-          f"out_dir={tmp_path / 'eval'}", f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'eval_run'}"],
+          f"out_dir={tmp_path / 'eval'}", f"paths.root_dir={tmp_path}",
+          f"hydra.run.dir={tmp_path / 'eval_run'}"],
          REPO, tmp_path / "eval.log")
     jf = {}
     for d in (1, 2, 3):
         rd = json.loads((tmp_path / "eval" / heldout.name / "none" / f"rd_d{d}.json").read_text())
         jf[d] = rd["points"][0]["J&F"]
 
-    src = SyntheticSource(heldout, split="val", videos=8, frames=12, width=96, height=64, seed=1000, objects=1,
-                          style="classic", val_fraction=1.0)
+    src = SyntheticSource(heldout, split="val", videos=8, frames=12, width=96, height=64, seed=1000,
+                          objects=1, style="classic", val_fraction=1.0)
     floor = copy_first_mask_jf(src).global_["J&F-Mean"]
     assert min(jf.values()) > floor + MARGIN, f"held-out J&F per depth {jf}, copy-first-mask {floor:.3f}"
 

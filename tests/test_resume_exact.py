@@ -95,7 +95,8 @@ def _resume_scenario(root: Path, tmp: Path, codec: str
 
 
 @pytest.mark.parametrize("codec", ["none", "x265"])
-def test_resume_mid_epoch_gives_the_uninterrupted_losses_exactly(root: Path, tmp_path: Path, codec: str) -> None:
+def test_resume_mid_epoch_gives_the_uninterrupted_losses_exactly(root: Path, tmp_path: Path,
+                                                                 codec: str) -> None:
     """Bit-identical losses and validation J&F after a mid-epoch resume, every run in its own process as a
     resumption is; raw clips and clips coded on the fly by libx265 in-process.
 
@@ -129,11 +130,12 @@ def test_signal_writes_last_ckpt_at_the_current_step_and_resume_continues(
     root: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
     out = tmp_path / "run"
-    argv = _train_argv(root, out, ["trainer.max_steps=500", "lit.total_steps=500", "trainer.val_check_interval=400",
+    argv = _train_argv(root, out, ["trainer.max_steps=500", "lit.total_steps=500",
+                                   "trainer.val_check_interval=400",
                                    "callbacks.preemption.every_n_train_steps=2",
                                    "+logger.csv.flush_logs_every_n_steps=1"])
-    proc = subprocess.Popen(argv, cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     _wait_for(out / "checkpoints" / "last.ckpt", lambda p: True, 300, proc)  # step 2 is done
     os.kill(proc.pid, sig)
     log, _ = proc.communicate(timeout=180)

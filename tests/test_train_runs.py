@@ -22,8 +22,9 @@ from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import train
-from train_steps import assert_trained_one_step, run_and_capture
+from train_steps import assert_trained_one_step, run_and_capture  # noqa: E402
+
+import train  # noqa: E402
 
 TINY_MODEL = ["model.d_model=32", "model.ffn_dim=64", "model.num_heads=2", "model.droppath=0.0"]
 
@@ -62,8 +63,8 @@ def _train_losses(out: Path) -> dict[int, float]:
     return {int(r["step"]): float(r["train/loss"]) for r in _metrics_csv(out) if r.get("train/loss")}
 
 
-RESUME = ["trainer.max_steps=6", "lit.total_steps=6", "trainer.val_check_interval=3", "lit.seq_switch_ratio=0.5",
-          "callbacks.mask_images=null"]
+RESUME = ["trainer.max_steps=6", "lit.total_steps=6", "trainer.val_check_interval=3",
+          "lit.seq_switch_ratio=0.5", "callbacks.mask_images=null"]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,8 @@ def short_run(root: Path) -> Path:
     return part
 
 
-def test_resume_from_last_ckpt_continues_with_identical_losses(root: Path, short_run: Path, tmp_path: Path) -> None:
+def test_resume_from_last_ckpt_continues_with_identical_losses(root: Path, short_run: Path,
+                                                               tmp_path: Path) -> None:
     common = RESUME
     full = tmp_path / "full"
     train.run(_cfg(root, full, common))
@@ -154,7 +156,8 @@ def _wandb_summary(run_dir: Path, timeout: float = 90.0) -> dict:
             if info.get("exit_code") is not None:
                 return info
         if time.monotonic() > deadline:
-            raise AssertionError(f"W&B run {run_dir} not finished after {timeout}s: {out.stdout[-500:]}{out.stderr}")
+            raise AssertionError(f"W&B run {run_dir} not finished after {timeout}s: "
+                                 f"{out.stdout[-500:]}{out.stderr}")
         time.sleep(1.0)
 
 

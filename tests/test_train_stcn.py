@@ -17,17 +17,19 @@ from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import train
-from train_steps import assert_trained_one_step, run_and_capture
-from vosc.losses.segmentation import top_k_ratio
-from vosc.utils.optim import warmup_poly_lr
+from train_steps import assert_trained_one_step, run_and_capture  # noqa: E402
+
+import train  # noqa: E402
+from vosc.losses.segmentation import top_k_ratio  # noqa: E402
+from vosc.utils.optim import warmup_poly_lr  # noqa: E402
 
 EXPERIMENTS = ["stcn_static", "stcn_main", "stcn_main_300k"]
 # test size: the small network, 64x64 crops, 2 clips per batch, CPU float32, no W&B
-SMALL = ["model=stcn_small", "model.pretrained=false", "data.augment.crop_size=[64,64]", "data.augment.short_edge=64",
-         "data.augment.min_object_pixels=20", "data.sampler.min_ref_pixels=50", "data.batch_size=2",
-         "data.num_workers=0", "data.eval_max_frames=4", "trainer.accelerator=cpu", "trainer.precision=32-true",
-         "trainer.benchmark=false", "logger=csv", "callbacks.mask_images=null", "threads=1"]
+SMALL = ["model=stcn_small", "model.pretrained=false", "data.augment.crop_size=[64,64]",
+         "data.augment.short_edge=64", "data.augment.min_object_pixels=20", "data.sampler.min_ref_pixels=50",
+         "data.batch_size=2", "data.num_workers=0", "data.eval_max_frames=4", "trainer.accelerator=cpu",
+         "trainer.precision=32-true", "trainer.benchmark=false", "logger=csv", "callbacks.mask_images=null",
+         "threads=1"]
 
 
 def _cfg(out: Path, overrides: list[str]) -> DictConfig:
@@ -42,7 +44,8 @@ def _cfg(out: Path, overrides: list[str]) -> DictConfig:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_roots: list[str], tmp_path: Path) -> None:
+def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_roots: list[str],
+                                                    tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, [f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.precision=32-true",
                           "logger=csv", *synthetic_roots])
     assert cfg.model._target_ == "vosc.models.stcn.STCN" and cfg.model.key_encoder == "resnet50"
@@ -59,11 +62,13 @@ def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_r
     assert datamodule.batch_size == (8 if experiment == "stcn_static" else 4)
     assert not any(type(c).__name__ == "EMA" for c in trainer.callbacks)
     hp = module.hparams
-    assert (hp.lr, hp.weight_decay, hp.warmup_ratio, hp.shuffle_ids, hp.aux_weight) == (1e-5, 1e-7, 0.0, False, 0.0)
+    assert (hp.lr, hp.weight_decay, hp.warmup_ratio, hp.shuffle_ids, hp.aux_weight) == \
+        (1e-5, 1e-7, 0.0, False, 0.0)
     assert (hp.memory_feedback, hp.train_long_term_gap, hp.seq_switch_ratio) == ("soft", 1, 0.0)
     # lr x0.1 at 150k (stage 0) / 125k (stage 3) / 250k (stage 2), as util/hyper_para.py
     decay = {"stcn_static": 150_000, "stcn_main": 125_000, "stcn_main_300k": 250_000}[experiment]
-    lr = [warmup_poly_lr(s, steps, hp.lr, hp.min_lr, hp.warmup_ratio, hp.lr_power, hp.lr_milestones, hp.lr_gamma)
+    lr = [warmup_poly_lr(s, steps, hp.lr, hp.min_lr, hp.warmup_ratio, hp.lr_power, hp.lr_milestones,
+                         hp.lr_gamma)
           for s in (0, decay - 10, decay + 10, steps - 1)]
     assert lr[0] == lr[1] == 1e-5 and math.isclose(lr[2], 1e-6) and math.isclose(lr[3], 1e-6)
     # bootstrapped CE: every pixel until 20k steps, 15% from 70k on (model/losses.py)
@@ -81,7 +86,8 @@ def test_stcn_experiments_carry_the_official_recipe(experiment: str, synthetic_r
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_fast_dev_run_of_each_stcn_experiment(experiment: str, synthetic_roots: list[str], tmp_path: Path,
-                                              one_torch_thread: None, monkeypatch: pytest.MonkeyPatch) -> None:
+                                              one_torch_thread: None,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = _cfg(tmp_path, [f"experiment={experiment}", *SMALL, "trainer.fast_dev_run=1", *synthetic_roots])
     assert_trained_one_step(*run_and_capture(cfg, monkeypatch))  # raises on non-finite loss, shape errors
 
@@ -92,9 +98,11 @@ def test_stcn_cpu_recipe_carries_its_settings(synthetic_roots: list[str], tmp_pa
     training rules with a learning rate for a head trained for minutes. One training step of it:
     tests/test_train_enhancer.py::test_cpu_recipes_train_and_validate."""
     cfg = _cfg(tmp_path, ["experiment=stcn_cpu", "logger=csv", *synthetic_roots])
-    assert cfg.model.key_encoder == "efficientnet_lite0" and cfg.model.value_dim == 128 and cfg.model.pretrained
+    assert (cfg.model.key_encoder == "efficientnet_lite0" and cfg.model.value_dim == 128
+            and cfg.model.pretrained)
     assert cfg.codec.codec._target_ == "vosc.codecs.X265Codec"
-    assert str(cfg.codec.q) == "27-47" and cfg.data.val.rich.seed == 1000 and cfg.data.train.rich.source.seed == 0
+    assert (str(cfg.codec.q) == "27-47" and cfg.data.val.rich.seed == 1000
+            and cfg.data.train.rich.source.seed == 0)
     datamodule, module, trainer = train.build(cfg)
     trained = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
     assert trained < sum(p.numel() for p in module.model.parameters())  # the key encoder is frozen
@@ -110,7 +118,8 @@ def _losses(out: Path) -> dict[int, float]:
         return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(fh) if r.get("train/loss")}
 
 
-def test_gap_curriculum_and_exact_resume(synthetic_roots: list[str], tmp_path: Path, one_torch_thread: None) -> None:
+def test_gap_curriculum_and_exact_resume(synthetic_roots: list[str], tmp_path: Path,
+                                         one_torch_thread: None) -> None:
     common = ["experiment=stcn_main", *SMALL, *synthetic_roots, "trainer.max_steps=6", "lit.total_steps=6",
               "trainer.val_check_interval=3", "trainer.log_every_n_steps=1", "data.train.davis.repeat=1",
               "callbacks.gap_curriculum.fractions=[0.0,0.5,0.5,0.5,0.5,0.9]"]

@@ -46,7 +46,8 @@ def test_study_writes_every_output(tmp_path: Path, davis_mini: Path) -> None:
            "--model", f"x265={comp}", "--enhancer", f"s1={enh_ckpt}", "--datasets", "synthetic_heldout",
            "davis_mini", "--ladder", "none", "x265:37", "x265:47", "vvenc:42", "vvenc:47",
            "--max-frames", "4",
-           "--eval-arg", "synthetic_heldout:dataset.source.videos=4", "--davis-long-edge", "128", "--threads", "1", "--out", str(out)]
+           "--eval-arg", "synthetic_heldout:dataset.source.videos=4", "--davis-long-edge", "128",
+           "--threads", "1", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     index = json.loads((out / "index.json").read_text())

@@ -67,7 +67,8 @@ def x265_clips() -> dict[str, list[tuple]]:
     out: dict[str, list[tuple]] = {"train": [], "held_out": []}
     jobs = [("train", n, c, CRF) for n in TRAIN_IMAGES for c in _pan_clips(n, TRAIN_STARTS)]
     held_out = _pan_clips(HELD_OUT_IMAGE, HELD_OUT_STARTS)
-    jobs += [("held_out", HELD_OUT_IMAGE, c, CRF) for c in held_out] + [("held_out", HELD_OUT_IMAGE, held_out[0], 32)]
+    jobs += [("held_out", HELD_OUT_IMAGE, c, CRF) for c in held_out]
+    jobs += [("held_out", HELD_OUT_IMAGE, held_out[0], 32)]
     for split, name, raw, crf in jobs:
         enc = codec.compress(raw, crf)
         assert enc.frame_types is not None and len(enc.frame_types) == CLIP_T
@@ -123,13 +124,15 @@ def synthetic_crf42() -> dict[str, list[DecodedPair]]:
 
 @pytest.fixture(scope="module")
 def trained(synthetic_crf42) -> CompressionAwareEnhancer:
-    """A tiny enhancer after ``STEPS`` stage-1 CPU steps (MSE, 16 x 32-px crops) on the synthetic training clips."""
+    """A tiny enhancer after ``STEPS`` stage-1 CPU steps (MSE, 16 x 32-px crops) on the synthetic training
+    clips."""
     torch.manual_seed(0)
     enhancer = CompressionAwareEnhancer("tiny")
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # fixed: the result is reproducible for a given thread count
     try:
-        losses = fit_enhancer(enhancer, synthetic_crf42["train"], STEPS, batch=16, crop=32, lr=2e-3, loss="mse")
+        losses = fit_enhancer(enhancer, synthetic_crf42["train"], STEPS, batch=16, crop=32, lr=2e-3,
+                              loss="mse")
     finally:
         torch.set_num_threads(before)
     assert np.mean(losses[-100:]) < np.mean(losses[:100])
@@ -139,7 +142,8 @@ def trained(synthetic_crf42) -> CompressionAwareEnhancer:
 @pytest.mark.codec
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # the 2500-step fixture: ~2.5 min beside another test process, more when busier
-def test_stage1_improves_psnr_by_half_a_db_on_held_out_synthetic_clips_at_crf42(trained, synthetic_crf42) -> None:
+def test_stage1_improves_psnr_by_half_a_db_on_held_out_synthetic_clips_at_crf42(trained,
+                                                                                 synthetic_crf42) -> None:
     held_out = synthetic_crf42["held_out"]
     assert not {c.name for c in held_out} & {c.name for c in synthetic_crf42["train"]}
     rows = evaluate_dpsnr(trained, held_out)
@@ -199,15 +203,17 @@ def test_lightning_stage1_steps_validation_and_weights(x265_clips, tmp_path) -> 
     trainer = _trainer(8, tmp_path)
     trainer.fit(module, _loader([batch] * 8))
     assert trainer.global_step == 8
-    assert set(trainer.callback_metrics) >= {"train/pixel", "train/loss", "train/dpsnr", "train/dpsnr/x265_q42"}
+    assert set(trainer.callback_metrics) >= {"train/pixel", "train/loss", "train/dpsnr",
+                                             "train/dpsnr/x265_q42"}
     assert enhancer.tail.weight.abs().sum() > 0
     metrics = trainer.validate(module, _loader([_whole(c) for c in x265_clips["held_out"]]), verbose=False)[0]
-    assert set(metrics) >= {"val/psnr_in", "val/psnr_out", "val/dpsnr", "val/dpsnr/x265_q42", "val/dpsnr/x265_q32"}
+    assert set(metrics) >= {"val/psnr_in", "val/psnr_out", "val/dpsnr", "val/dpsnr/x265_q42",
+                            "val/dpsnr/x265_q32"}
     assert metrics["val/psnr_in"] == pytest.approx(
         float(np.mean([float(clip_psnr(c[1][None], c[0][None])) for c in x265_clips["held_out"]])), abs=1e-3)
     path = save_enhancer_weights(module.enhancer, tmp_path / "enh.ckpt")
     fresh = load_enhancer_weights(CompressionAwareEnhancer("tiny"), path)
-    for (k, a), b in zip(module.enhancer.state_dict().items(), fresh.state_dict().values()):
+    for (k, a), b in zip(module.enhancer.state_dict().items(), fresh.state_dict().values(), strict=False):
         assert torch.equal(a, b), k
     with pytest.raises(KeyError, match="no 'enhancer"):
         torch.save({"state_dict": {"x.w": torch.zeros(1)}}, tmp_path / "bad.ckpt")
