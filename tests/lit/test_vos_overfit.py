@@ -52,8 +52,8 @@ def test_tiny_aost_overfits_one_clip_at_every_depth(tmp_path: pytest.TempPathFac
     torch.manual_seed(0)
     batch, gt = _clip(str(tmp_path / "synthetic"))
     model = build_model("aost", d_model=32, ffn_dim=64, num_heads=2, droppath=0.0)
-    mod = VOSModule(model=model, total_steps=MAX_STEPS, seq_switch_ratio=1.0, shuffle_ids=False, aux_weight=0.0,
-                    alpha=2.0)
+    mod = VOSModule(model=model, total_steps=MAX_STEPS, seq_switch_ratio=1.0, shuffle_ids=False,
+                    aux_weight=0.0, alpha=2.0)
     opt = torch.optim.AdamW([p for p in mod.parameters() if p.requires_grad], lr=1e-3)
     before = _jf(mod, batch, gt)
     scores = before
