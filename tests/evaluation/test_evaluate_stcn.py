@@ -47,9 +47,10 @@ def test_evaluate_stcn_small_over_a_small_ladder(tmp_path: Path, davis_mini: Pat
     ckpt = official_stcn_small(tmp_path / "stcn.pth")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
            "VOSC_SHARED": str(davis_mini.parents[1])}
-    cmd = [sys.executable, str(REPO / "evaluate.py"), "dataset=davis_mini", "model=stcn_small", f"ckpt={ckpt}",
-           "max_frames=4", "resize_long_edge=128", "torch_threads=1", "ladder.points=[none,x265:32,x265:42]",
-           f"out_dir={tmp_path / 'eval'}", f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    cmd = [sys.executable, str(REPO / "evaluate.py"), "dataset=davis_mini", "model=stcn_small",
+           f"ckpt={ckpt}", "max_frames=4", "resize_long_edge=128", "torch_threads=1",
+           "ladder.points=[none,x265:32,x265:42]", f"out_dir={tmp_path / 'eval'}",
+           f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'hydra'}"]
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"evaluate.py failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "RANDOMLY INITIALISED" not in proc.stderr + proc.stdout
