@@ -25,8 +25,9 @@ import train  # noqa: E402
 DATA = sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml"))
 SMALL = ["model=aost_tiny", "model.num_layers=1", "threads=1", "logger=none", "callbacks=none",
-         "data.num_workers=0", "data.batch_size=1", "data.sampler.num_frames=3", "data.augment.crop_size=[64,64]",
-         "data.augment.short_edge=64", "data.augment.min_object_pixels=10", "data.sampler.min_ref_pixels=20",
+         "data.num_workers=0", "data.batch_size=1", "data.sampler.num_frames=3",
+         "data.augment.crop_size=[64,64]", "data.augment.short_edge=64", "data.augment.min_object_pixels=10",
+         "data.sampler.min_ref_pixels=20",
          "data.eval_max_frames=3", "codec=none"]
 # generated sets at test size: (train entry, val entry) of the synthetic options
 GENERATED = {"synthetic": ("synthetic", "synthetic"), "synthetic_rich": ("rich", "rich"),
@@ -92,8 +93,9 @@ def _data_case(option: str, layouts: Path, synthetic_roots: list[str]) -> list[s
 
 def _dataset_case(option: str, layouts: Path, synthetic_davis: Path, synthetic_ytvos: Path,
                   data_dir: Path) -> list[str]:
-    roots = {"davis2016": layouts / "davis2016", "davis2017": synthetic_davis, "davis_testdev": layouts / "testdev",
-             "folder": synthetic_davis, "lvos": synthetic_ytvos, "mose": layouts / "mose", "ytvos": synthetic_ytvos}
+    roots = {"davis2016": layouts / "davis2016", "davis2017": synthetic_davis,
+             "davis_testdev": layouts / "testdev", "folder": synthetic_davis, "lvos": synthetic_ytvos,
+             "mose": layouts / "mose", "ytvos": synthetic_ytvos}
     if option in roots:
         return [f"data_root={roots[option]}"]
     if option.startswith("synthetic"):
@@ -103,8 +105,8 @@ def _dataset_case(option: str, layouts: Path, synthetic_davis: Path, synthetic_y
 
 def test_every_option_has_a_case() -> None:
     assert set(DATA) == set(GENERATED) | {"davis", "davis_mini", "folder", "static", "ytvos_davis"}
-    assert set(DATASETS) == {"davis2016", "davis2017", "davis_mini", "davis_testdev", "folder", "lvos", "mose",
-                             "synthetic", "synthetic_heldout", "ytvos"}
+    assert set(DATASETS) == {"davis2016", "davis2017", "davis_mini", "davis_testdev", "folder", "lvos",
+                             "mose", "synthetic", "synthetic_heldout", "ytvos"}
 
 
 @pytest.mark.parametrize("option", DATA)
@@ -112,7 +114,8 @@ def test_data_option_trains_with_debug_fdr(option: str, layouts: Path, synthetic
                                            tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if option in ("davis_mini", "synthetic_davis"):  # real DAVIS training video from shared/
         request.getfixturevalue("davis_mini")  # skips with a reason without shared/ (fails in CI)
-    cfg = _compose("train", [f"data={option}", "debug=fdr", *SMALL, *_data_case(option, layouts, synthetic_roots)],
+    cfg = _compose("train",
+                   [f"data={option}", "debug=fdr", *SMALL, *_data_case(option, layouts, synthetic_roots)],
                    tmp_path)
     jf = train.run(cfg)
     assert jf is not None and 0.0 <= jf <= 1.0

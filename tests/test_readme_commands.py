@@ -123,7 +123,8 @@ def test_documented_command_composes(where: str, command: str, tmp_path: Path) -
         check_renamed_overrides(overrides)
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose(config, overrides=[*overrides, f"paths.root_dir={tmp_path}"], return_hydra_config=True)
+            cfg = compose(config, overrides=[*overrides, f"paths.root_dir={tmp_path}"],
+                          return_hydra_config=True)
         assert cfg.task_name, f"{where}: {command}"
 
 
