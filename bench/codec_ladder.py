@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         points.append(point)
         extra = (
             f"  direct(swscale) {point['direct_pyav_bpp']:.5f} ({100 * point['direct_rel_diff']:+.2f}%)"
-            f"  direct(same yuv) {point['direct_same_yuv_bpp']:.5f} ({100 * point['direct_same_yuv_rel_diff']:+.2f}%)"
+            f"  direct(same yuv) {point['direct_same_yuv_bpp']:.5f} "
+            f"({100 * point['direct_same_yuv_rel_diff']:+.2f}%)"
             if args.check_direct
             else ""
         )

@@ -69,12 +69,14 @@ def evaluate_run(run: str, ckpt: Path, dataset: str, args: argparse.Namespace, p
                  enhancer: Path | None = None) -> Path:
     """One ``evaluate.py`` run; returns its ``out_dir``."""
     out = Path(args.out) / "runs" / run
-    cmd = [sys.executable, str(REPO / "evaluate.py"), f"ckpt={ckpt}", f"dataset={dataset}", f"model_name={run}",
-           f"ladder.points=[{','.join(points)}]", f"depths=[{','.join(map(str, args.depths))}]",
+    cmd = [sys.executable, str(REPO / "evaluate.py"), f"ckpt={ckpt}", f"dataset={dataset}",
+           f"model_name={run}", f"ladder.points=[{','.join(points)}]",
+           f"depths=[{','.join(map(str, args.depths))}]",
            f"out_dir={out}", f"cache_dir={Path(args.out) / 'cache'}", f"torch_threads={args.threads}",
            f"hydra.run.dir={out}/hydra/{dataset}"]
     if enhancer is not None:
-        cmd += ["enhancer=on", f"enhancer_ckpt={enhancer}", f"model/enhancer@enhancer_net={args.enhancer_net}"]
+        cmd += ["enhancer=on", f"enhancer_ckpt={enhancer}",
+                f"model/enhancer@enhancer_net={args.enhancer_net}"]
     if args.max_frames:
         cmd.append(f"max_frames={args.max_frames}")
     if dataset in REAL_DATASETS and args.davis_long_edge:
@@ -129,8 +131,10 @@ def _bd(anchor: RDCurve, test: RDCurve, what: str) -> dict[str, Any]:
     return row
 
 
-def bd_tables(curves: Sequence[RDCurve], raw_model: str | None, enh_model: str | None) -> list[dict[str, Any]]:
-    """VVenC vs x265 (per run and depth), compression-trained vs raw (per codec and depth), enhancer vs off."""
+def bd_tables(curves: Sequence[RDCurve], raw_model: str | None,
+              enh_model: str | None) -> list[dict[str, Any]]:
+    """VVenC vs x265 (per run and depth), compression-trained vs raw (per codec and depth), enhancer vs
+    off."""
     by = {(c.provenance.extra["run"], c.provenance.codec, c.provenance.depth): c for c in curves}
     runs = sorted({k[0] for k in by})
     depths = sorted({k[2] for k in by})
@@ -145,7 +149,8 @@ def bd_tables(curves: Sequence[RDCurve], raw_model: str | None, enh_model: str |
         for codec in ("x265", "vvenc"):
             for d in depths:
                 if (raw_model, codec, d) in by and (run, codec, d) in by:
-                    rows.append(_bd(by[(raw_model, codec, d)], by[(run, codec, d)], "compression-trained vs raw"))
+                    rows.append(_bd(by[(raw_model, codec, d)], by[(run, codec, d)],
+                                    "compression-trained vs raw"))
     for run in runs:
         if enh_model is None or not run.startswith(enh_model + "+"):
             continue
@@ -162,19 +167,22 @@ def order_checks(curves: Sequence[RDCurve]) -> list[dict[str, Any]]:
     for c in curves:
         pts = sorted((p for p in c.points if p.q is not None and p.jf is not None), key=lambda p: p.q)
         if len(pts) >= 2:
-            steps = [b.jf - a.jf for a, b in zip(pts, pts[1:])]
+            steps = [b.jf - a.jf for a, b in zip(pts, pts[1:], strict=False)]
             rows.append({"check": "J&F falls as q rises", "curve": c.label,
-                         "holds": all(s <= 0.005 for s in steps), "detail": f"{sum(s <= 0 for s in steps)}/{len(steps)} steps down"})
+                         "holds": all(s <= 0.005 for s in steps),
+                         "detail": f"{sum(s <= 0 for s in steps)}/{len(steps)} steps down"})
     by: dict[tuple[str, str], dict[int, float]] = {}
     for c in curves:
         mean = [p.jf for p in c.points if p.jf is not None]
         if mean and c.provenance.depth is not None:
-            by.setdefault((c.provenance.extra["run"], c.provenance.codec), {})[c.provenance.depth] = sum(mean) / len(mean)
+            by.setdefault((c.provenance.extra["run"], c.provenance.codec), {})[c.provenance.depth] = \
+                sum(mean) / len(mean)
     for (run, codec), per_depth in sorted(by.items()):
         if len(per_depth) >= 2:
             ds = sorted(per_depth)
             rows.append({"check": "deeper is better", "curve": f"{run} {codec}",
-                         "holds": all(per_depth[b] >= per_depth[a] - 0.005 for a, b in zip(ds, ds[1:])),
+                         "holds": all(per_depth[b] >= per_depth[a] - 0.005
+                                      for a, b in zip(ds, ds[1:], strict=False)),
                          "detail": ", ".join(f"d{d} {100 * per_depth[d]:.1f}" for d in ds)})
     return rows
 
@@ -198,7 +206,8 @@ def plot_depth(curves: Sequence[RDCurve], depth: int, path: Path, title: str) ->
         ax.plot([b for b, _, _ in pts], [j for _, j, _ in pts], marker="o", color=colours[run],
                 linestyle=styles.get(codec, "-."), label=f"{run} {codec}")
         for b, j, q in pts:
-            ax.annotate(str(q), (b, j), textcoords="offset points", xytext=(3, 3), fontsize=6, color=colours[run])
+            ax.annotate(str(q), (b, j), textcoords="offset points", xytext=(3, 3), fontsize=6,
+                        color=colours[run])
     ax.set_xscale("log")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("J&F (%)")
@@ -241,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", action="append", default=[], required=True, help="NAME=CKPT (repeatable)")
     p.add_argument("--raw-model", default="raw", help="the model trained on raw frames (BD anchor)")
     p.add_argument("--enhancer", action="append", default=[], help="STAGE=CKPT enhancer (repeatable)")
-    p.add_argument("--enhancer-model", default=None, help="model the enhancers run with (default: first non-raw)")
+    p.add_argument("--enhancer-model", default=None,
+                   help="model the enhancers run with (default: first non-raw)")
     p.add_argument("--enhancer-net", default="cae_tiny", help="enhancer architecture (conf/model/enhancer/)")
     p.add_argument("--datasets", nargs="+", default=["synthetic_heldout", "davis_mini"])
     p.add_argument("--ladder", nargs="+", default=PAPER_LADDER)
@@ -272,9 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for stage, ckpt in enhancers.items():
             run = f"{args.enhancer_model}+{stage}"
             out = evaluate_run(run, models[args.enhancer_model], dataset, args, compressed, enhancer=ckpt)
-            curves += [c for c in load_run_curves(out, name or _dataset_folder(out), run) if c.provenance.enhancer]
+            curves += [c for c in load_run_curves(out, name or _dataset_folder(out), run)
+                       if c.provenance.enhancer]
         res = report(dataset, curves, Path(args.out) / dataset, args)
-        index["datasets"][dataset] = {"study": str(Path(args.out) / dataset / "study.md"), "plots": res["plots"]}
+        index["datasets"][dataset] = {"study": str(Path(args.out) / dataset / "study.md"),
+                                      "plots": res["plots"]}
     index["wall_s"] = time.perf_counter() - t0
     atomic_write_json(Path(args.out) / "index.json", index, indent=1)
     log.info("study done in %.0f s: %s", index["wall_s"], Path(args.out))

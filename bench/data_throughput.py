@@ -55,7 +55,8 @@ def _rate(ds: CompressedClipDataset, n: int, offset: int = 0) -> dict[str, float
 def run(args: argparse.Namespace) -> dict[str, object]:
     """Measure every (codec, mode) pair."""
     source = DavisSource(args.root, split=None)
-    results: dict[str, object] = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+    results: dict[str, object] = {"machine": f"{platform.node()} "
+                                             f"{platform.processor() or platform.machine()}, "
                                              f"{os.cpu_count()} logical CPUs", "root": str(args.root),
                                   "crop": args.crop, "frames": 5, "q": args.q, "runs": []}
     cache_root = Path(args.cache_dir or tempfile.mkdtemp(prefix="vosc-bench-cache-"))
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     row["warm_memory"] = _rate(fresh, args.clips, offset=len(source) + args.clips)
                 n_no_lru = args.clips if args.no_lru else max(2, args.clips // 4)
                 for name, policy in (("warm_disk_no_lru", "auto"), ("warm_disk_no_lru_full", "full")):
-                    no_lru = CompressionSpec(codec, q=q, mode=mode, cache_dir=cache_root / codec, max_decoded_bytes=0)
+                    no_lru = CompressionSpec(codec, q=q, mode=mode, cache_dir=cache_root / codec,
+                                             max_decoded_bytes=0)
                     no_lru.cache.decode_policy = policy  # auto + no LRU = keyframe-aware partial decode
                     row[name] = _rate(_dataset(source, no_lru, args.crop, args.seed), n_no_lru,
                                       offset=len(source) + 2 * args.clips)
@@ -101,7 +103,8 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=465)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-lru", action="store_true",
-                   help="sequence mode: measure only without the decoded LRU (partial vs whole-sequence decode)")
+                   help="sequence mode: measure only without the decoded LRU "
+                        "(partial vs whole-sequence decode)")
     p.add_argument("--cache-dir", default=None, help="bitstream cache (default: a new temp folder)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()

@@ -43,7 +43,8 @@ def load_sequence(root: Path, seq: str, frames: int) -> np.ndarray:
 
 def evaluate(model: CompressionAwareEnhancer, clips: list[DecodedPair]) -> dict[str, dict]:
     """PSNR in/out per held-out operating point ``<codec>_q<q>``."""
-    return {f"{r['codec']}_q{r['q']}": {"sequence": r["name"], **{k: r[k] for k in ("bpp", "psnr_in", "psnr_out", "dpsnr")}}
+    return {f"{r['codec']}_q{r['q']}": {"sequence": r["name"],
+                                         **{k: r[k] for k in ("bpp", "psnr_in", "psnr_out", "dpsnr")}}
             for r in evaluate_dpsnr(model, clips)}
 
 
@@ -57,7 +58,8 @@ def main() -> None:
     p.add_argument("--test-seq", default=None, help="held-out sequence (default: the last in sorted order)")
     p.add_argument("--frames", type=int, default=16, help="first frames of each sequence")
     p.add_argument("--synthetic", type=int, default=0,
-                   help="also train on this many synthetic 160x96 videos (vosc.data.sources.render_synthetic_videos)")
+                   help="also train on this many synthetic 160x96 videos "
+                        "(vosc.data.sources.render_synthetic_videos)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=48)
@@ -77,14 +79,16 @@ def main() -> None:
     clips = code_clips(((s, load_sequence(args.root, s, args.frames)) for s in seqs), args.codec, args.q)
     train = [c for c in clips if c.name != test_seq]
     if args.synthetic:
-        synth = ((f"synth-{i}", f) for i, (f, _) in enumerate(render_synthetic_videos(args.synthetic, 8, seed=args.seed)))
+        synth = ((f"synth-{i}", f)
+                 for i, (f, _) in enumerate(render_synthetic_videos(args.synthetic, 8, seed=args.seed)))
         train += code_clips(synth, args.codec, args.q)
     model = CompressionAwareEnhancer(args.size)
     t0 = time.perf_counter()
     fit_enhancer(model, train, args.steps, args.batch, args.crop, args.lr, args.loss, seed=args.seed)
     train_s = time.perf_counter() - t0
     results = {"codec": args.codec, "size": args.size, "steps": args.steps, "batch": args.batch,
-               "crop": args.crop, "loss": args.loss, "frames": args.frames, "synthetic_videos": args.synthetic,
+               "crop": args.crop, "loss": args.loss, "frames": args.frames,
+               "synthetic_videos": args.synthetic,
                "train_sequences": [s for s in seqs if s != test_seq], "test_sequence": test_seq,
                "train_seconds": train_s, "threads": args.threads,
                "points": evaluate(model, [c for c in clips if c.name == test_seq])}

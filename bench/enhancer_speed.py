@@ -46,7 +46,8 @@ def bench_size(size: str, device: torch.device, frames: int, height: int, width:
             _sync(device)
             if i >= warmup:
                 times.append((time.perf_counter() - t0) * 1000.0 / frames)
-    return {"params": sum(p.numel() for p in model.parameters()), "ms_per_frame_median": statistics.median(times),
+    return {"params": sum(p.numel() for p in model.parameters()),
+            "ms_per_frame_median": statistics.median(times),
             "ms_per_frame_min": min(times), "fps_median": 1000.0 / statistics.median(times)}
 
 
@@ -70,7 +71,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     results = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else platform.processor() or "cpu"),
         "threads": torch.get_num_threads(), "frame_size": [args.height, args.width], "frames": args.frames,
         "torch": torch.__version__, "half": args.half,
         "sizes": {s: bench_size(s, device, args.frames, args.height, args.width, args.rounds, args.warmup,

@@ -9,8 +9,8 @@ never copied), the official ``DAVISEvaluation(..., task="semi-supervised").evalu
 subprocess of ``--official-python`` in the same run, on the same data, and every global and per-object
 value is compared. Times exclude interpreter start-up and imports on both sides; the best of
 ``--repeat`` runs is reported, as wall seconds and as CPU seconds (all threads and worker processes;
-steadier than wall time on a shared machine). ``codalab=True`` is passed to the official reader when the ground-truth
-root has no ``JPEGImages`` (as in the jf-golden fixture).
+steadier than wall time on a shared machine). ``codalab=True`` is passed to the official reader when the
+ground-truth root has no ``JPEGImages`` (as in the jf-golden fixture).
 """
 
 from __future__ import annotations
