@@ -97,7 +97,9 @@ def test_stcn_cpu_recipe_carries_its_settings(synthetic_roots: list[str], tmp_pa
     key and value encoder, key encoder frozen) on cpu_reference's data with x265 CRF 27-47 on the fly, STCN's
     training rules with a learning rate for a head trained for minutes. One training step of it:
     tests/test_train_enhancer.py::test_cpu_recipes_train_and_validate."""
-    cfg = _cfg(tmp_path, ["experiment=stcn_cpu", "logger=csv", *synthetic_roots])
+    tiny_set = ["data.train.rich.source.videos=4", "data.val.rich.videos=2", "data.num_workers=0",
+                "logger=csv"]
+    cfg = _cfg(tmp_path, ["experiment=stcn_cpu", *tiny_set, *synthetic_roots])
     assert (cfg.model.key_encoder == "efficientnet_lite0" and cfg.model.value_dim == 128
             and cfg.model.pretrained)
     assert cfg.codec.codec._target_ == "vosc.codecs.X265Codec"
@@ -111,6 +113,27 @@ def test_stcn_cpu_recipe_carries_its_settings(synthetic_roots: list[str], tmp_pa
     assert (hp.lr, hp.lr_milestones, hp.memory_feedback, hp.shuffle_ids) == (1e-3, None, "soft", False)
     assert module.loss_fn.jaccard_weight == 0.0 and module.depths == [1] and module.num_ids == 256
     assert cfg.trainer.max_steps == 900 and tuple(datamodule.augment.crop_size) == (129, 193)
+
+
+def test_stcn_cpu_scratch_recipe_and_its_fast_dev_run(synthetic_roots: list[str], tmp_path: Path,
+                                                      one_torch_thread: None) -> None:
+    """experiment=stcn_cpu_scratch (the earlier STCN CPU recipe): stcn_small from scratch on the rich
+    synthetic set with x265 CRF 27-47 on the fly, STCN's training rules with a from-scratch learning rate; a
+    fast_dev_run on a few generated videos (real x265)."""
+    tiny_set = ["data.train.rich.source.videos=4", "data.val.rich.videos=2", "data.num_workers=0",
+                "logger=csv", "callbacks.mask_images=null", "trainer.fast_dev_run=1", "threads=1"]
+    cfg = _cfg(tmp_path, ["experiment=stcn_cpu_scratch", *tiny_set, *synthetic_roots])
+    assert cfg.model.key_encoder == "resnet18" and cfg.model.value_dim == 128 and not cfg.model.pretrained
+    assert cfg.codec.codec._target_ == "vosc.codecs.X265Codec"
+    assert str(cfg.codec.q) == "27-47"
+    assert cfg.data.val.rich.seed == 1000 and cfg.data.train.rich.source.seed == 0
+    datamodule, module, trainer = train.build(cfg)
+    assert sum(p.numel() for p in module.model.parameters()) == 8_748_940
+    hp = module.hparams
+    assert (hp.lr, hp.lr_milestones, hp.memory_feedback, hp.shuffle_ids) == (1e-3, None, "soft", False)
+    assert module.loss_fn.jaccard_weight == 0.0 and module.depths == [1] and module.num_ids == 256
+    assert cfg.trainer.max_steps == 900 and tuple(datamodule.augment.crop_size) == (97, 97)
+    train.run(cfg)
 
 
 def _losses(out: Path) -> dict[int, float]:
