@@ -113,6 +113,9 @@ def test_stcn_cpu_recipe_carries_its_settings(synthetic_roots: list[str], tmp_pa
     assert (hp.lr, hp.lr_milestones, hp.memory_feedback, hp.shuffle_ids) == (1e-3, None, "soft", False)
     assert module.loss_fn.jaccard_weight == 0.0 and module.depths == [1] and module.num_ids == 256
     assert cfg.trainer.max_steps == 900 and tuple(datamodule.augment.crop_size) == (129, 193)
+    # the pretrained value-encoder backbone trains at encoder_lr_ratio (the family's encoder_prefixes)
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert {g["name"]: g["lr_ratio"] for g in groups}["encoder"] == 0.1
 
 
 def test_stcn_cpu_scratch_recipe_and_its_fast_dev_run(synthetic_roots: list[str], tmp_path: Path,

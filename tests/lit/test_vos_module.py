@@ -84,7 +84,8 @@ def test_param_groups_give_stcn_pretrained_encoders_the_encoder_ratio() -> None:
     from vosc.models.stcn import STCN
 
     model = STCN("resnet18", "resnet18", key_dim=16, value_dim=32, key_comp_dim=32, decoder_dims=(32, 16, 16))
-    groups = param_groups(model, weight_decay=0.03, encoder_lr_ratio=0.1)
+    groups = param_groups(model, weight_decay=0.03, encoder_lr_ratio=0.1,
+                          encoder_prefix=model.encoder_prefixes)
     by_param = {id(p): g for g in groups for p in g["params"]}
     names = dict(model.named_parameters())
     for name, p in names.items():

@@ -245,6 +245,7 @@ class VOSModule(L.LightningModule):
             self.model,
             hp.weight_decay,
             encoder_lr_ratio=hp.encoder_lr_ratio,
+            encoder_prefix=getattr(self.model, "encoder_prefixes", "encoder."),
             no_decay_keys=tuple(hp.no_decay_keys),
         )
         groups += self._enhancer_groups()

@@ -157,6 +157,9 @@ class VOSNetwork(nn.Module, ABC):
         num_depths: Number of depths (AOT/AOST: ``n_l``; STCN: 1).
         align_corners: ``align_corners`` of the family's bilinear resizing; network sizes are
             ``stride * k + 1`` when ``True`` (AOT/AOST except Swin), ``stride * k`` otherwise.
+        encoder_prefixes: Parameter-name prefixes of the pretrained backbones, which train at
+            ``encoder_lr_ratio`` (:func:`vosc.utils.optim.param_groups`): AOT/AOST ``encoder.``; STCN its key
+            encoder and its value encoder's backbone (not the fusion block after it).
 
     What callers (``VideoSegmenter``, ``evaluate.py``, ``VOSModule``) need beyond these comes from
     :attr:`decode_depths`, :attr:`input_multiple` and :meth:`memory_mask`; no caller reads a family's own
@@ -167,6 +170,7 @@ class VOSNetwork(nn.Module, ABC):
     max_objects: int | None = None
     num_depths: int = 1
     align_corners: bool = False
+    encoder_prefixes: tuple[str, ...] = ("encoder.",)
     #: Identity embeddings enter the memory detached (no gradient to the identity encoder): set by the
     #: training step while the memory comes from predictions (the official ``freeze_id``); families
     #: without identity embeddings ignore it.

@@ -28,14 +28,11 @@ DEFAULT_NO_DECAY_KEYS: tuple[str, ...] = (
 )
 
 
-ENCODER_PREFIXES = ("encoder.", "key_encoder.", "value_encoder.net.")
-
-
 def param_groups(
     model: nn.Module,
     weight_decay: float,
     encoder_lr_ratio: float = 0.1,
-    encoder_prefix: str | Sequence[str] = ENCODER_PREFIXES,
+    encoder_prefix: str | Sequence[str] = "encoder.",
     no_decay_keys: Sequence[str] = DEFAULT_NO_DECAY_KEYS,
     freeze_after_switch_keys: Sequence[str] = ("id_bank",),
 ) -> list[dict[str, Any]]:
@@ -46,8 +43,7 @@ def param_groups(
         weight_decay: Weight decay of decayed parameters.
         encoder_lr_ratio: Learning-rate factor of parameters whose name starts with ``encoder_prefix``.
         encoder_prefix: Name prefix (or prefixes) of the pretrained encoders' parameters, also matched after a
-            ``.``: AOT/AOST's ``encoder.``, STCN's ``key_encoder.`` and its value encoder's backbone
-            ``value_encoder.net.`` (not the freshly initialised fusion block after it).
+            ``.``: the model family's ``VOSNetwork.encoder_prefixes`` (AOT/AOST ``encoder.``).
         no_decay_keys: Name substrings exempt from weight decay.
         freeze_after_switch_keys: Name substrings of parameters frozen after the memory switch.
 

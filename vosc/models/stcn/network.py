@@ -135,6 +135,7 @@ class STCN(VOSNetwork):
 
     stride: int = 16
     max_objects: int | None = None
+    encoder_prefixes: tuple[str, ...] = ("key_encoder.", "value_encoder.net.")
     num_depths: int = 1
     align_corners: bool = False
 
